@@ -1,0 +1,35 @@
+"""xunjian (巡检): AI 立体巡检 — drone and patrol-vehicle imagery to one case per real problem.
+
+The public names are re-exported here; ``tests/unit/test_public_api.py`` fails when they drift.
+"""
+
+from xunjian.errors import (
+    CaseSystemError,
+    ConfigurationError,
+    DatabaseError,
+    DetectorError,
+    GeoreferenceError,
+    InputError,
+    MetadataError,
+    ObjectNotFoundError,
+    StorageError,
+    UnsafeKeyError,
+    XunjianError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaseSystemError",
+    "ConfigurationError",
+    "DatabaseError",
+    "DetectorError",
+    "GeoreferenceError",
+    "InputError",
+    "MetadataError",
+    "ObjectNotFoundError",
+    "StorageError",
+    "UnsafeKeyError",
+    "XunjianError",
+    "__version__",
+]

@@ -1,0 +1,26 @@
+"""Builds the typer application from the command modules.
+
+Each command module has ``register(app)``; heavy imports happen inside the commands, so
+``xunjian --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from xunjian.cli import demo, metadata, synth, upload
+
+app = typer.Typer(
+    name="xunjian",
+    help="AI 立体巡检: drone and patrol-vehicle imagery to one case per real problem.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (demo, metadata, synth, upload):
+    _module.register(app)
+
+
+def main() -> None:
+    app()

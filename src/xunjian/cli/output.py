@@ -1,0 +1,45 @@
+"""Shared CLI helpers: progress bars, error exits, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from xunjian.errors import XunjianError
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(label: str, *, bytes_mode: bool = False) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar; yields a ``(done, total, name)`` callback for the library code."""
+    columns = [
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%") if bytes_mode else MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.description}"),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(done: int, total: int, name: str) -> None:
+            progress.update(task, completed=done, total=total, description=name[-40:])
+
+        yield update
+
+
+def fail(error: XunjianError | str, code: int = 2) -> typer.Exit:
+    """Prints a clear error line and returns the exit to raise."""
+    console.print(f"[red]error:[/red] {error}")
+    return typer.Exit(code)

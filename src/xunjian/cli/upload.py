@@ -1,0 +1,113 @@
+"""CLI: ``xunjian upload DIR``, ``xunjian process BATCH``, ``xunjian run DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from xunjian.cli.output import console, fail, progress_bar
+from xunjian.errors import XunjianError
+
+PlatformOption = Annotated[
+    str | None, typer.Option(help="drone or vehicle (default: vehicle if the folder has a track)")
+]
+BatchOption = Annotated[
+    str | None, typer.Option("--batch", help="batch id (default: folder name + content hash)")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(upload)
+    app.command()(process)
+    app.command()(run)
+
+
+def upload(
+    folder: Annotated[Path, typer.Argument(help="folder of drone JPEGs or a vehicle run")],
+    batch: BatchOption = None,
+    platform: PlatformOption = None,
+) -> None:
+    """Upload a flight batch to the object store (resumable; manifest written last)."""
+    from xunjian.inspect.pipeline import Services
+    from xunjian.inspect.upload import upload_batch
+    from xunjian.settings import get_settings
+
+    try:
+        services = Services.open(get_settings())
+        with progress_bar("upload", bytes_mode=True) as update:
+            report = upload_batch(
+                folder, services.store, batch_id=batch, platform=platform, progress=update
+            )
+    except XunjianError as exc:
+        raise fail(exc) from None
+    _print_upload(report)
+    typer.echo(report.batch_id)
+
+
+def process(batch_id: Annotated[str, typer.Argument(help="an uploaded batch id")]) -> None:
+    """Process an uploaded batch: ingest its frames (and later stages as they land)."""
+    from xunjian.inspect.pipeline import Services, process_batch
+    from xunjian.settings import get_settings
+
+    try:
+        services = Services.open(get_settings())
+        with progress_bar("process") as update:
+            report = process_batch(services, batch_id, progress=update)
+    except XunjianError as exc:
+        raise fail(exc) from None
+    _print_ingest(report)
+    services.close()
+
+
+def run(
+    folder: Annotated[Path, typer.Argument(help="folder of drone JPEGs or a vehicle run")],
+    batch: BatchOption = None,
+    platform: PlatformOption = None,
+) -> None:
+    """Upload a folder and process it."""
+    from xunjian.inspect.pipeline import Services, run_folder
+    from xunjian.settings import get_settings
+
+    try:
+        services = Services.open(get_settings())
+        with progress_bar("upload", bytes_mode=True) as up, progress_bar("process") as pr:
+            uploaded, report = run_folder(
+                services, folder, batch_id=batch, platform=platform,
+                upload_progress=up, progress=pr,
+            )
+    except XunjianError as exc:
+        raise fail(exc) from None
+    _print_upload(uploaded)
+    _print_ingest(report)
+    services.close()
+
+
+def _print_upload(report: object) -> None:
+    from xunjian.inspect.upload import UploadReport
+
+    assert isinstance(report, UploadReport)
+    console.print(
+        f"batch [bold]{report.batch_id}[/bold] ({report.platform}): "
+        f"{len(report.stored)} stored, {len(report.already_there)} already there, "
+        f"{len(report.duplicates)} duplicates, {len(report.rejected)} left out; "
+        f"manifest {'written' if report.manifest_stored else 'unchanged'}"
+    )
+    for item in report.rejected:
+        console.print(f"  [yellow]left out[/yellow] {item.name}: {item.reason}")
+
+
+def _print_ingest(report: object) -> None:
+    from xunjian.inspect.ingest import IngestReport
+
+    assert isinstance(report, IngestReport)
+    table = Table(title=f"batch {report.batch_id}")
+    table.add_column("frames")
+    table.add_column("with pose + camera")
+    table.add_column("failed")
+    table.add_row(str(len(report.frames)), str(report.georeferenceable), str(len(report.failures)))
+    console.print(table)
+    for key, reason in report.failures:
+        console.print(f"  [red]failed[/red] {key}: {reason}")

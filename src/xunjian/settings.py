@@ -1,0 +1,79 @@
+"""Typed settings from the environment (``XUNJIAN_*``) or a ``.env`` file.
+
+Build them with :func:`get_settings` (cached), never at import time, so tests can set the
+environment first and call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="XUNJIAN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path("xunjian-data"),
+        description="Where the embedded defaults keep their files (local store, SQLite, outputs).",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+
+    object_store: Literal["local", "s3"] = "local"
+    local_store_dir: Path | None = Field(
+        default=None, description="Root of the local object store; default: data_dir/store."
+    )
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: SecretStr = SecretStr("minioadmin")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket: str = "xunjian"
+
+    max_image_pixels: int = Field(
+        default=120_000_000,
+        gt=0,
+        description="Images with more pixels are refused as decompression bombs.",
+    )
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    gps_sigma_m: float = Field(default=2.0, gt=0, description="Position σ without RTK.")
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_without_scheme(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError(
+                f"expected host:port without a scheme (set s3_secure for https), got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.local_store_dir is None:
+            self.local_store_dir = self.data_dir / "store"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{(self.data_dir / 'xunjian.db').as_posix()}"
+        return self
+
+    @property
+    def store_dir(self) -> Path:
+        assert self.local_store_dir is not None  # filled by the validator
+        return self.local_store_dir
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None  # filled by the validator
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tests of xunjian.inspect: photo metadata, vehicle tracks, video sampling."""
