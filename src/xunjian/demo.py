@@ -62,7 +62,7 @@ def run_demo(
     out_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> DemoResult:
-    """Generates a test-range flight, processes it, and writes ``out_dir`` (default data_dir/demo)."""
+    """Generates a test-range flight, processes it, writes ``out_dir`` (default data_dir/demo)."""
     from xunjian.datasets.synth import make_small_flight
 
     out = out_dir or settings.data_dir / "demo"

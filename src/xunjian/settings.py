@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     gps_sigma_m: float = Field(default=2.0, gt=0, description="Position σ without RTK.")
+    camera_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Zone of capture times that carry no offset (most drone EXIF clocks).",
+    )
+
+    @field_validator("camera_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA time zone such as Asia/Shanghai, got {value!r}")
+        return value
 
     @field_validator("s3_endpoint")
     @classmethod

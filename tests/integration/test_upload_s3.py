@@ -6,19 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.flights import make_flight
 from xunjian.inspect.upload import upload_batch
 from xunjian.settings import Settings
 from xunjian.storage.localstore import LocalStore
 from xunjian.storage.objectstore import open_store
 
-from tests.fixtures.flights import make_flight
-
 pytestmark = pytest.mark.integration
 
 
-def test_local_and_s3_uploads_give_the_same_manifest(
-    tmp_path: Path, s3_settings: Settings
-) -> None:
+def test_local_and_s3_uploads_give_the_same_manifest(tmp_path: Path, s3_settings: Settings) -> None:
     folder = make_flight(tmp_path / "flight", n=5)
     local = LocalStore(tmp_path / "local")
     s3 = open_store(s3_settings)

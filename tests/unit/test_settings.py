@@ -37,6 +37,7 @@ def test_environment_overrides_and_cache(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("s3_endpoint", "http://minio:9000", "without a scheme"),
         ("object_store", "ftp", "local"),
         ("max_image_pixels", 0, "greater than 0"),
+        ("camera_timezone", "Mars/Olympus", "IANA"),
     ],
 )
 def test_bad_values_say_what_was_expected(field: str, value: object, message: str) -> None:

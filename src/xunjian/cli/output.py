@@ -21,7 +21,9 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(label: str, *, bytes_mode: bool = False) -> Iterator[Callable[[int, int, str], None]]:
+def progress_bar(
+    label: str, *, bytes_mode: bool = False
+) -> Iterator[Callable[[int, int, str], None]]:
     """A rich progress bar; yields a ``(done, total, name)`` callback for the library code."""
     columns = [
         TextColumn(f"[bold]{label}"),

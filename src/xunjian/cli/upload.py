@@ -68,16 +68,18 @@ def run(
     platform: PlatformOption = None,
 ) -> None:
     """Upload a folder and process it."""
-    from xunjian.inspect.pipeline import Services, run_folder
+    from xunjian.inspect.pipeline import Services, process_batch
+    from xunjian.inspect.upload import upload_batch
     from xunjian.settings import get_settings
 
     try:
         services = Services.open(get_settings())
-        with progress_bar("upload", bytes_mode=True) as up, progress_bar("process") as pr:
-            uploaded, report = run_folder(
-                services, folder, batch_id=batch, platform=platform,
-                upload_progress=up, progress=pr,
+        with progress_bar("upload", bytes_mode=True) as update:
+            uploaded = upload_batch(
+                folder, services.store, batch_id=batch, platform=platform, progress=update
             )
+        with progress_bar("process") as update:
+            report = process_batch(services, uploaded.batch_id, progress=update)
     except XunjianError as exc:
         raise fail(exc) from None
     _print_upload(uploaded)

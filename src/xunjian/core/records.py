@@ -88,3 +88,34 @@ class Frame:
     @property
     def georeferenceable(self) -> bool:
         return self.pose is not None and self.intrinsics is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One box a detector found in one frame, in the frame's original pixels.
+
+    ``model_version`` identifies the exact weights (e.g. ``road_damage@2026.11.24-ab12cd34``) so
+    every stage stays idempotent on (batch, image, model version).
+    """
+
+    detector: str
+    class_name: str
+    confidence: float
+    bbox_xyxy: tuple[float, float, float, float]
+    model_version: str
+    frame_key: str = ""
+
+    def __post_init__(self) -> None:
+        x1, y1, x2, y2 = self.bbox_xyxy
+        if not (x2 >= x1 and y2 >= y1):
+            raise ValueError(f"expected x1 <= x2 and y1 <= y2, got {self.bbox_xyxy}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"expected confidence in [0, 1], got {self.confidence}")
+
+    @property
+    def width(self) -> float:
+        return self.bbox_xyxy[2] - self.bbox_xyxy[0]
+
+    @property
+    def height(self) -> float:
+        return self.bbox_xyxy[3] - self.bbox_xyxy[1]

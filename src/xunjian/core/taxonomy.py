@@ -36,9 +36,7 @@ CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(
         "construction_waste", Detector.ILLEGAL_DUMPING, "建筑垃圾", "construction waste", 8.0
     ),
-    ClassInfo(
-        "spoil_truck", Detector.SPOIL_TRUCK, "渣土车", "spoil truck", 20.0, True, 30.0
-    ),
+    ClassInfo("spoil_truck", Detector.SPOIL_TRUCK, "渣土车", "spoil truck", 20.0, True, 30.0),
     ClassInfo(
         "spoil_truck_uncovered",
         Detector.SPOIL_TRUCK,
@@ -58,9 +56,7 @@ def class_info(name: str) -> ClassInfo:
     try:
         return BY_NAME[name]
     except KeyError:
-        raise KeyError(
-            f"unknown class {name!r}; expected one of {', '.join(BY_NAME)}"
-        ) from None
+        raise KeyError(f"unknown class {name!r}; expected one of {', '.join(BY_NAME)}") from None
 
 
 def classes_of(detector: Detector) -> tuple[str, ...]:

@@ -222,7 +222,10 @@ def encode_jpeg(
     elif xmp and tags is not None:
         options["xmp"] = xmp_packet(tags)
     image.save(out, "JPEG", **options)
-    return out.getvalue()
+    data = out.getvalue()
+    if tags is not None and data[2:4] == b"\xff\xe0":  # DJI files have no JFIF segment
+        data = data[:2] + data[4 + int.from_bytes(data[4:6], "big") :]
+    return data
 
 
 def _texture(width: int, height: int, rng: np.random.Generator) -> np.ndarray:

@@ -24,12 +24,15 @@ from xunjian.core.records import CameraIntrinsics
 
 __all__ = [
     "CameraSpec",
+    "FocalEvidence",
+    "best_intrinsics",
     "camera_table",
     "intrinsics_from_35mm",
     "intrinsics_from_calibration",
     "intrinsics_from_sensor",
     "lookup_camera",
     "normalise_model",
+    "oriented",
 ]
 
 # Aspect ratios within this relative difference are "the same" (6.17×4.55 mm vs 4:3 px).
@@ -138,3 +141,87 @@ def intrinsics_from_calibration(
     cx = centre_x * scale
     cy = centre_y * scale - (ref_h_scaled - height) / 2
     return CameraIntrinsics(width, height, fx, fy, cx, cy, "xmp_calibrated")
+
+
+@dataclass(frozen=True, slots=True)
+class FocalEvidence:
+    """What a photo's metadata says about its camera (EXIF and DJI XMP values, or None)."""
+
+    model: str | None
+    calibrated_px: float | None = None
+    centre_px: tuple[float | None, ...] = (None, None)
+    focal_mm: float | None = None
+    focal_35mm: float | None = None
+    pixel_size: tuple[int, int] | None = None  # EXIF PixelX/YDimension
+
+
+def best_intrinsics(
+    evidence: FocalEvidence, stored: tuple[int, int], orientation: int, problems: list[str]
+) -> CameraIntrinsics | None:
+    """The best-sourced intrinsics for an image stored ``stored`` = (W, H) px, as displayed.
+
+    Computed at the size the camera wrote, scaled to the stored size (images resized after
+    capture), then turned by the EXIF orientation. None, with a reason, when nothing fits.
+    """
+    size = _capture_size(evidence.pixel_size, stored, problems)
+    spec = lookup_camera(evidence.model)
+    candidate: CameraIntrinsics | None = None
+    if evidence.calibrated_px is not None and evidence.calibrated_px > 0:
+        native = (spec.native_width_px, spec.native_height_px) if spec else (None, None)
+        cx, cy = (
+            c if c is not None and c > 0 else (n or s) / 2
+            for c, n, s in zip(evidence.centre_px, native, size, strict=True)
+        )
+        candidate = intrinsics_from_calibration(evidence.calibrated_px, cx, cy, *size, spec=spec)
+    elif evidence.focal_mm is not None and spec is not None:
+        candidate = intrinsics_from_sensor(evidence.focal_mm, spec, *size)
+    elif evidence.focal_35mm is not None:
+        candidate = intrinsics_from_35mm(evidence.focal_35mm, *size)
+    if candidate is None:
+        why = "no CalibratedFocalLength in XMP"
+        if evidence.focal_mm is None:
+            why += ", no EXIF FocalLength"
+        elif spec is None:
+            why += f", camera model {evidence.model!r} not in the camera table"
+        problems.append(f"intrinsics: {why}, no FocalLengthIn35mmFilm")
+        return None
+    if not 0.05 * candidate.width <= candidate.fx <= 50 * candidate.width:
+        problems.append(f"intrinsics: absurd focal length {candidate.fx:.1f} px refused")
+        return None
+    if size != stored:
+        candidate = candidate.scaled_to(*stored)
+    return oriented(candidate, orientation)
+
+
+def _capture_size(
+    written: tuple[int, int] | None, stored: tuple[int, int], problems: list[str]
+) -> tuple[int, int]:
+    """The size the camera wrote, when it is the same picture as the stored one."""
+    if written is None or written == stored:
+        return stored
+    w, h = written
+    for cw, ch in ((w, h), (h, w)):
+        if abs(cw / ch / (stored[0] / stored[1]) - 1) <= 0.01:
+            return (cw, ch)
+    problems.append(
+        f"intrinsics: EXIF says {w}×{h} but the image is {stored[0]}×{stored[1]} (cropped?);"
+        " computed for the image as it is"
+    )
+    return stored
+
+
+def oriented(k: CameraIntrinsics, orientation: int) -> CameraIntrinsics:
+    """The intrinsics of the displayed image: EXIF orientation applied to the stored one."""
+    w, h, cx, cy = k.width, k.height, k.cx, k.cy
+    mapping = {
+        1: (w, h, k.fx, k.fy, cx, cy),
+        2: (w, h, k.fx, k.fy, w - cx, cy),
+        3: (w, h, k.fx, k.fy, w - cx, h - cy),
+        4: (w, h, k.fx, k.fy, cx, h - cy),
+        5: (h, w, k.fy, k.fx, cy, cx),
+        6: (h, w, k.fy, k.fx, h - cy, cx),
+        7: (h, w, k.fy, k.fx, h - cy, w - cx),
+        8: (h, w, k.fy, k.fx, cy, w - cx),
+    }
+    nw, nh, fx, fy, ncx, ncy = mapping[orientation]
+    return CameraIntrinsics(nw, nh, fx, fy, ncx, ncy, k.source)

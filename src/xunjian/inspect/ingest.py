@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from xunjian.core.records import CameraIntrinsics, Frame, Platform
 from xunjian.errors import InputError, StorageError
@@ -78,6 +79,7 @@ def ingest_batch(
     *,
     max_pixels: int = 120_000_000,
     gps_sigma_m: float = 2.0,
+    camera_timezone: str = "Asia/Shanghai",
     vehicle: VehicleCamera | None = None,
     workers: int = 2,
     progress: ProgressCallback | None = None,
@@ -93,6 +95,7 @@ def ingest_batch(
     )
     report = IngestReport(batch_id, manifest.platform)
     camera = vehicle or VehicleCamera()
+    zone = ZoneInfo(camera_timezone)
     with tempfile.TemporaryDirectory(prefix="xunjian-ingest-") as tmp:
         workdir = Path(tmp)
         track = _load_tracks(manifest, store, workdir, report)
@@ -114,6 +117,7 @@ def ingest_batch(
                 frame = meta.to_frame(
                     batch_id=batch_id, key=entry.key, sha256=entry.sha256, platform=platform
                 )
+                frame = _zoned(frame, zone)
                 if platform is Platform.VEHICLE:
                     frame = _pose_from_track(frame, track, camera.mount, gps_sigma_m)
                 return frame
@@ -135,6 +139,15 @@ def ingest_batch(
         catalog.record_failure(batch_id, key, reason)
     catalog.set_batch_status(batch_id, "processed")
     return report
+
+
+def _zoned(frame: Frame, zone: ZoneInfo) -> Frame:
+    """A capture time without offset is read in the configured camera zone, and says so."""
+    moment = frame.captured_at
+    if moment is None or moment.tzinfo is not None:
+        return frame
+    note = f"captured_at: EXIF time has no zone; read as {zone.key}"
+    return replace(frame, captured_at=moment.replace(tzinfo=zone), problems=(*frame.problems, note))
 
 
 def _record(

@@ -139,9 +139,16 @@ def extract_metadata(
     swapped = orientation >= 5
     make = exif.make or _text(xmp.get("tiff:Make"))
     model = exif.model or _text(xmp.get("tiff:Model"))
-    intrinsics = _intrinsics(exif, xmp, model, raw_size, problems)
-    if intrinsics is not None:
-        intrinsics = _oriented(intrinsics, orientation)
+    centre = ("CalibratedOpticalCenterX", "CalibratedOpticalCenterY")
+    evidence = cameras.FocalEvidence(
+        model=model,
+        calibrated_px=_float(xmp, "CalibratedFocalLength", problems, "intrinsics"),
+        centre_px=tuple(_float(xmp, name, problems, "intrinsics") for name in centre),
+        focal_mm=exif.focal_length_mm,
+        focal_35mm=exif.focal_length_35mm,
+        pixel_size=exif.pixel_size,
+    )
+    intrinsics = cameras.best_intrinsics(evidence, raw_size, orientation, problems)
     gps = _gps(exif, xmp)
     pose = _pose(gps, xmp, orientation, default_sigma_xy_m, problems)
     return PhotoMetadata(
@@ -214,76 +221,6 @@ def _captured_at(exif: ExifFields, problems: list[str]) -> datetime | None:
         " kept as naive camera-local time"
     )
     return moment
-
-
-def _capture_size(exif: ExifFields, raw: tuple[int, int], problems: list[str]) -> tuple[int, int]:
-    """The size the camera wrote (EXIF PixelX/YDimension), when it is the same picture."""
-    if exif.pixel_size is None or exif.pixel_size == raw:
-        return raw
-    w, h = exif.pixel_size
-    for cw, ch in ((w, h), (h, w)):
-        if abs(cw / ch / (raw[0] / raw[1]) - 1) <= 0.01:
-            return (cw, ch)
-    problems.append(
-        f"intrinsics: EXIF says {w}×{h} but the image is {raw[0]}×{raw[1]} (cropped?);"
-        " computed for the image as it is"
-    )
-    return raw
-
-
-def _intrinsics(
-    exif: ExifFields,
-    xmp: dict[str, Any],
-    model: str | None,
-    raw: tuple[int, int],
-    problems: list[str],
-) -> CameraIntrinsics | None:
-    size = _capture_size(exif, raw, problems)
-    spec = cameras.lookup_camera(model)
-    candidate: CameraIntrinsics | None = None
-    focal_px = _float(xmp, "CalibratedFocalLength", problems, "intrinsics")
-    if focal_px is not None and focal_px > 0:
-        native = (spec.native_width_px, spec.native_height_px) if spec else (None, None)
-        default_c = [(n or s) / 2 for n, s in zip(native, size, strict=True)]
-        cx = _float(xmp, "CalibratedOpticalCenterX", problems, "intrinsics")
-        cy = _float(xmp, "CalibratedOpticalCenterY", problems, "intrinsics")
-        cx, cy = (
-            c if c is not None and c > 0 else d for c, d in zip((cx, cy), default_c, strict=True)
-        )
-        candidate = cameras.intrinsics_from_calibration(focal_px, cx, cy, *size, spec=spec)
-    elif exif.focal_length_mm is not None and spec is not None:
-        candidate = cameras.intrinsics_from_sensor(exif.focal_length_mm, spec, *size)
-    elif exif.focal_length_35mm is not None:
-        candidate = cameras.intrinsics_from_35mm(exif.focal_length_35mm, *size)
-    if candidate is None:
-        why = "no CalibratedFocalLength in XMP"
-        if exif.focal_length_mm is None:
-            why += ", no EXIF FocalLength"
-        elif spec is None:
-            why += f", camera model {model!r} not in the camera table"
-        problems.append(f"intrinsics: {why}, no FocalLengthIn35mmFilm")
-        return None
-    if not 0.05 * candidate.width <= candidate.fx <= 50 * candidate.width:
-        problems.append(f"intrinsics: absurd focal length {candidate.fx:.1f} px refused")
-        return None
-    return candidate.scaled_to(*raw) if size != raw else candidate
-
-
-def _oriented(k: CameraIntrinsics, orientation: int) -> CameraIntrinsics:
-    """The intrinsics of the displayed image (EXIF orientation applied to the stored one)."""
-    w, h, cx, cy = k.width, k.height, k.cx, k.cy
-    mapping = {
-        1: (w, h, k.fx, k.fy, cx, cy),
-        2: (w, h, k.fx, k.fy, w - cx, cy),
-        3: (w, h, k.fx, k.fy, w - cx, h - cy),
-        4: (w, h, k.fx, k.fy, cx, h - cy),
-        5: (h, w, k.fy, k.fx, cy, cx),
-        6: (h, w, k.fy, k.fx, h - cy, cx),
-        7: (h, w, k.fy, k.fx, h - cy, w - cx),
-        8: (h, w, k.fy, k.fx, cy, w - cx),
-    }
-    nw, nh, fx, fy, ncx, ncy = mapping[orientation]
-    return CameraIntrinsics(int(nw), int(nh), fx, fy, ncx, ncy, k.source)
 
 
 def _gps(exif: ExifFields, xmp: dict[str, Any]) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ def process_batch(
         services.catalog,
         max_pixels=settings.max_image_pixels,
         gps_sigma_m=settings.gps_sigma_m,
+        camera_timezone=settings.camera_timezone,
         progress=progress,
     )
 

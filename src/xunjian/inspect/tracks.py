@@ -1,23 +1,24 @@
 """Patrol-vehicle GPS tracks: load GPX / NMEA 0183 / CSV, then position, course and camera pose
 at any time.
 
-Positions are interpolated with a shape-preserving cubic (PCHIP, per axis in a local
-east-north frame): centimetres on curves sampled at 1 Hz, and no overshoot when the vehicle
-stops. The course is the direction of the track over a few metres around the point, so it
-holds while the vehicle stands still. Distance ignores GPS jitter below ``stationary_m``, so a
-parked vehicle does not "drive" and a video sampled by distance yields no repeated frames.
+Positions are interpolated with a cubic Hermite curve in a local east-north frame
+(three-point velocities, capped so a stopping vehicle does not overshoot): millimetres on
+bends sampled at 1 Hz, where straight lines between fixes are 10+ cm off. The course is the
+direction of the track over a few metres around the point, so it holds while the vehicle
+stands still. Distance ignores GPS jitter below ``stationary_m``: a parked vehicle does not
+"drive", and a video sampled by distance yields no repeated frames.
 
-May import: numpy, pymap3d, defusedxml, ``xunjian.core``, ``xunjian.errors``.
+May import: numpy, pymap3d, ``xunjian.core``, ``xunjian.errors``, ``xunjian.inspect.trackformats``.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pymap3d
@@ -40,33 +41,41 @@ class VehicleMount:
     roll_deg: float = 0.0
 
 
-def _pchip_slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fritsch–Carlson slopes: zero at local extrema and at stops, so no overshoot."""
-    h = np.diff(t)
-    delta = np.diff(y) / h
-    slopes = np.zeros_like(y)
-    if len(y) == 2:
-        slopes[:] = delta[0]
-        return slopes
-    w1 = 2 * h[1:] + h[:-1]
-    w2 = h[1:] + 2 * h[:-1]
-    same_sign = delta[:-1] * delta[1:] > 0
+def _tangents(t: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Velocity at each fix for cubic Hermite interpolation (N×2, metres per second).
+
+    The three-point estimate (second-order accurate: millimetres on a 60 m radius bend at
+    1 Hz), with its length capped at three times the slower neighbouring segment so a
+    vehicle that stops does not overshoot (the 2-D analogue of Fritsch–Carlson).
+    """
+    h = np.diff(t)[:, None]
+    delta = np.diff(points, axis=0) / h
+    if len(points) == 2:
+        return np.vstack([delta, delta])
+    inner = (h[1:] * delta[:-1] + h[:-1] * delta[1:]) / (h[1:] + h[:-1])
+    first = ((2 * h[0] + h[1]) * delta[0] - h[0] * delta[1]) / (h[0] + h[1])
+    last = ((2 * h[-1] + h[-2]) * delta[-1] - h[-1] * delta[-2]) / (h[-1] + h[-2])
+    tangents = np.vstack([first, inner, last])
+    speed = np.linalg.norm(delta, axis=1)
+    limit = 3 * np.concatenate([speed[:1], np.minimum(speed[:-1], speed[1:]), speed[-1:]])
+    norm = np.linalg.norm(tangents, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        harmonic = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])
-    slopes[1:-1] = np.where(same_sign, harmonic, 0.0)
-    slopes[0] = _end_slope(h[0], h[1], delta[0], delta[1])
-    slopes[-1] = _end_slope(h[-1], h[-2], delta[-1], delta[-2])
-    return slopes
+        factor = np.where(norm > limit, limit / norm, 1.0)
+    out: np.ndarray = tangents * factor[:, None]
+    return out
 
 
-def _end_slope(h0: float, h1: float, d0: float, d1: float) -> float:
-    """Three-point end slope, kept shape-preserving (as SciPy's PchipInterpolator does)."""
-    slope = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
-    if np.sign(slope) != np.sign(d0):
-        return 0.0
-    if np.sign(d0) != np.sign(d1) and abs(slope) > abs(3 * d0):
-        return 3 * d0
-    return float(slope)
+def _hermite(
+    u: Any, h: Any, p0: np.ndarray, p1: np.ndarray, m0: np.ndarray, m1: np.ndarray
+) -> np.ndarray:
+    """The cubic Hermite curve at fraction(s) ``u`` of segment(s) lasting ``h`` seconds."""
+    out: np.ndarray = (
+        (2 * u**3 - 3 * u**2 + 1) * p0
+        + (u**3 - 2 * u**2 + u) * h * m0
+        + (-2 * u**3 + 3 * u**2) * p1
+        + (u**3 - u**2) * h * m1
+    )
+    return out
 
 
 class Track:
@@ -109,21 +118,31 @@ class Track:
         lon = np.array([f.lon for f in self.fixes])
         east, north, _ = pymap3d.geodetic2enu(lat, lon, 0.0, first.lat, first.lon, 0.0)
         self._en = np.column_stack([east, north])
-        self._slopes = np.column_stack(
-            [_pchip_slopes(self._t, self._en[:, 0]), _pchip_slopes(self._t, self._en[:, 1])]
-        )
+        self._slopes = _tangents(self._t, self._en)
+        heights = [f.ele for f in self.fixes]
+        self._ele = None if None in heights else np.array(heights, dtype=float)
         self._cum = self._distances(stationary_m)
         self.length_m = float(self._cum[-1])
 
     def _distances(self, stationary_m: float) -> np.ndarray:
-        """Cumulative metres; moves within ``stationary_m`` of the last anchor are jitter."""
+        """Cumulative metres; moves within ``stationary_m`` of the last anchor are jitter.
+
+        A segment between two moving fixes counts its length along the interpolated curve
+        (chords under-count bends); a move out of a standstill counts from the anchor.
+        """
+        u = np.linspace(0.0, 1.0, 9)[:, None, None]
+        h = np.diff(self._t)[None, :, None]
+        p0, p1 = self._en[:-1][None], self._en[1:][None]
+        m0, m1 = self._slopes[:-1][None], self._slopes[1:][None]
+        curve = _hermite(u, h, p0, p1, m0, m1)
+        arcs = np.linalg.norm(np.diff(curve, axis=0), axis=2).sum(axis=0)
         cum = np.zeros(len(self._en))
-        anchor, total = self._en[0], 0.0
+        anchor, total = 0, 0.0
         for i in range(1, len(self._en)):
-            step = float(np.hypot(*(self._en[i] - anchor)))
+            step = float(np.hypot(*(self._en[i] - self._en[anchor])))
             if step >= stationary_m:
-                total += step
-                anchor = self._en[i]
+                total += float(arcs[i - 1]) if anchor == i - 1 else step
+                anchor = i
             cum[i] = total
         return cum
 
@@ -152,7 +171,8 @@ class Track:
         return s
 
     def _segment(self, s: float) -> int:
-        return min(max(bisect.bisect_right(self._t.tolist(), s) - 1, 0), len(self._t) - 2)
+        index = int(np.searchsorted(self._t, s, side="right")) - 1
+        return min(max(index, 0), len(self._t) - 2)
 
     def _en_at(self, s: float) -> np.ndarray:
         i = self._segment(s)
@@ -163,11 +183,7 @@ class Track:
             edge = 0 if u < 0 else i + 1
             out: np.ndarray = self._en[edge] + self._slopes[edge] * (s - self._t[edge])
             return out
-        h00, h10 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u
-        h01, h11 = -2 * u**3 + 3 * u**2, u**3 - u**2
-        p0, p1, m0, m1 = self._en[i], self._en[i + 1], self._slopes[i], self._slopes[i + 1]
-        result: np.ndarray = h00 * p0 + h10 * h * m0 + h01 * p1 + h11 * h * m1
-        return result
+        return _hermite(u, h, self._en[i], self._en[i + 1], self._slopes[i], self._slopes[i + 1])
 
     def _to_geodetic(self, en: np.ndarray) -> tuple[float, float]:
         lat, lon, _ = pymap3d.enu2geodetic(en[0], en[1], 0.0, *self._origin, 0.0)
@@ -218,10 +234,9 @@ class Track:
 
     def elevation_at(self, t: datetime) -> float | None:
         """Interpolated fix height, or None when the fixes carry none."""
-        if any(f.ele is None for f in self.fixes):
+        if self._ele is None:
             return None
-        s = self._seconds(t, check_gap=False)
-        return float(np.interp(s, self._t, [f.ele or 0.0 for f in self.fixes]))
+        return float(np.interp(self._seconds(t, check_gap=False), self._t, self._ele))
 
     def pose_at(self, t: datetime, mount: VehicleMount, *, sigma_xy_m: float = 2.0) -> CameraPose:
         """The vehicle camera's pose at ``t``: track position, course + mount yaw offset."""
@@ -241,12 +256,6 @@ class Track:
             sigma_yaw_deg=2.0,
             source="track",
         )
-
-    def times(self) -> tuple[datetime, datetime]:
-        return self.start, self.end
-
-    def duration(self) -> timedelta:
-        return self.end - self.start
 
 
 def load_track(

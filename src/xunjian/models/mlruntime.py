@@ -48,7 +48,7 @@ def torchvision_ops_state() -> str | None:
 
 def _native_extension_loads() -> bool:
     """Whether torchvision's compiled ops load with this torch, without importing torchvision."""
-    import torch
+    torch: Any = importlib.import_module("torch")
 
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
@@ -94,7 +94,7 @@ _libraries: list[Any] = []
 
 
 def _register_fallback_ops() -> None:
-    import torch
+    torch: Any = importlib.import_module("torch")
 
     lib = torch.library.Library("torchvision", "DEF")
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")

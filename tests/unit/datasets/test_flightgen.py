@@ -172,3 +172,9 @@ def test_lawnmower_geometry() -> None:
     assert [p.gimbal_yaw_deg for p in poses[3:5]] == [90.0, -90.0]
     assert poses[5].captured_at - poses[4].captured_at == timedelta(seconds=2)
     assert all(p.rel_alt_m == 60.0 and p.gimbal_pitch_deg == -90.0 for p in poses)
+
+
+def test_segment_order_like_dji() -> None:
+    markers = [(m, p[:4]) for m, p in _segments(encode_jpeg(_rgb(), _tags()))]
+    assert markers[0] == (0xE1, b"Exif")  # no JFIF APP0, EXIF first, then the XMP
+    assert markers[1] == (0xE1, b"http")

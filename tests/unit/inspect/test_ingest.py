@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.flights import CHONGQING, make_flight
 from xunjian.core.records import Platform
 from xunjian.datasets.flightgen import encode_jpeg, lawnmower_poses
 from xunjian.inspect.ingest import ingest_batch
 from xunjian.inspect.upload import upload_batch
 from xunjian.storage.catalog import Catalog
 from xunjian.storage.localstore import LocalStore
-
-from tests.fixtures.flights import CHONGQING, make_flight
 
 
 @pytest.fixture
@@ -162,3 +161,22 @@ def test_vehicle_frames_take_their_pose_from_the_track(
     late = frames["cam_3.jpg"]
     assert late.pose is None
     assert any("track" in p for p in late.problems)
+
+
+def test_capture_time_without_zone_is_read_in_the_camera_zone(
+    tmp_path: Path, store: LocalStore, sqlite_catalog: Catalog
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    image = Image.new("RGB", (64, 48), (120, 120, 120))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2026:11:24 10:30:00"  # DateTimeOriginal, no offset
+    image.save(folder / "IMG_0001.jpg", exif=exif)
+    batch = upload_batch(folder, store).batch_id
+    report = ingest_batch(batch, store, sqlite_catalog, camera_timezone="Asia/Shanghai")
+    assert report.failures == []
+    (frame,) = sqlite_catalog.frames(batch)
+    assert frame.captured_at == datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+    assert any("read as Asia/Shanghai" in p for p in frame.problems)

@@ -6,11 +6,14 @@ import io
 import json
 import math
 import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.fixtures.badinput import (
@@ -219,3 +222,68 @@ def test_phone_photo_reports_position_without_pose(tmp_path: Path) -> None:
     assert meta.gps is not None and meta.gps["alt_m"] is None
     assert meta.pose is None
     assert "pose: no drone-dji:GimbalPitchDegree, camera pitch unknown" in meta.problems
+
+
+def test_xmp_child_elements_and_lists(tmp_path: Path) -> None:
+    packet = (
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/"'
+        b' xmlns:dc="http://purl.org/dc/elements/1.1/" drone-dji:GimbalPitchDegree="-45.0">'
+        b"<drone-dji:RelativeAltitude>+50.5</drone-dji:RelativeAltitude>"
+        b"<drone-dji:GimbalYawDegree> -120.25 </drone-dji:GimbalYawDegree>"
+        b"<dc:subject><rdf:Bag><rdf:li>road</rdf:li><rdf:li>patrol</rdf:li></rdf:Bag></dc:subject>"
+        b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
+    meta = extract_metadata(_photo(tmp_path, clean_tags(), xmp=packet))
+    assert meta.xmp["dc:subject"] == ["road", "patrol"]
+    pose = meta.pose
+    assert pose is not None, meta.problems
+    assert (pose.height_m, pose.yaw_deg, pose.pitch_deg) == (50.5, -120.25, -45.0)
+
+
+def test_xmp_parser_caps_size_and_reports_garbage() -> None:
+    from xunjian.inspect.xmp import MAX_XMP_BYTES, parse_xmp
+
+    fields, reason = parse_xmp(b"<x:xmpmeta " + b" " * MAX_XMP_BYTES + b"/>")
+    assert fields == {} and reason is not None and "exceeds" in reason
+    fields, reason = parse_xmp(b"\x00\x01 not xml")
+    assert fields == {} and reason is not None and reason.startswith("xmp: malformed XML")
+
+
+def test_camera_table_lookup_strips_nul_padding() -> None:
+    from xunjian.inspect.cameras import lookup_camera
+
+    spec = lookup_camera("FC220\x00\x00\x00\x00")
+    assert spec is not None and (spec.sensor_width_mm, spec.sensor_height_mm) == (6.17, 4.55)
+    m3e = lookup_camera(" m3e ")
+    assert m3e is not None and m3e.sensor_width_mm == 17.3
+    p4 = lookup_camera("FC6310")
+    assert p4 is not None and (p4.sensor_width_mm, p4.sensor_height_mm) == (13.2, 8.8)
+    assert lookup_camera("FC300S") is not None and lookup_camera("nope") is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lat=st.floats(-89.999, 89.999),
+    lon=st.floats(-179.999, 179.999),
+    height=st.floats(-99.0, 1499.0),
+    yaw=st.floats(-179.99, 180.0),
+    pitch=st.floats(-120.0, 30.0),
+)
+def test_any_plausible_pose_round_trips(
+    lat: float, lon: float, height: float, yaw: float, pitch: float
+) -> None:
+    assume(abs(lat) > 1e-6 or abs(lon) > 1e-6)
+    tags = clean_tags(
+        lat=lat, lon=lon, rel_alt_m=height, gimbal_yaw_deg=yaw, gimbal_pitch_deg=pitch
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        pose = extract_metadata(_photo(Path(folder), tags)).pose
+    assert pose is not None
+    assert pose.lat == pytest.approx(lat, abs=1e-9) and pose.lon == pytest.approx(lon, abs=1e-9)
+    # The XMP carries two decimals, as DJI writes it.
+    assert pose.height_m == pytest.approx(height, abs=0.005 + 1e-9)
+    assert pose.pitch_deg == pytest.approx(pitch, abs=0.005 + 1e-9)
+    assert abs((pose.yaw_deg - yaw + 180) % 360 - 180) <= 0.005 + 1e-9

@@ -204,7 +204,7 @@ def test_stationary_jitter_is_not_distance() -> None:
     for i in range(60):  # 20 s parked with ±0.5 m jitter, 20 s driving 10 m/s, 20 s parked
         s = float(i)
         along = 0.0 if s < 20 else min(s - 20, 20.0) * 10.0
-        east, north = rng.normal(0, 0.3, 2) + (0.0, along)
+        east, north = np.array([0.0, along]) + rng.normal(0, 0.3, 2)
         lat, lon, _ = pymap3d.enu2geodetic(east, north, 0.0, *ORIGIN, 0.0)
         points.append(Fix(T0 + timedelta(seconds=s), float(lat), float(lon)))
     track = Track(points)

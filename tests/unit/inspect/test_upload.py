@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.flights import make_flight
 from xunjian.errors import InputError
 from xunjian.inspect.manifest import Manifest, manifest_key
 from xunjian.inspect.upload import check_batch_id, slug, upload_batch
 from xunjian.storage.localstore import LocalStore
-
-from tests.fixtures.flights import make_flight
 
 
 @pytest.fixture

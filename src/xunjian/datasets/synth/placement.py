@@ -104,7 +104,7 @@ class Placer:
         like: Target | None = None,
     ) -> Target | None:
         """A new target of ``cls`` centred within |E|, |N| ≤ ``half``, or None if none fits."""
-        length, width, height = _size(rng, cls)
+        length, width, height = (round(float(v), 3) for v in _size(rng, cls))
         look = int(rng.integers(2**31))
         if like is not None:
             length, width, height, look = like.length_m, like.width_m, like.height_m, like.look_seed
@@ -143,9 +143,9 @@ class Placer:
                 cls=cls,
                 center=geom.to_tuple(center[None])[0],
                 heading_deg=round(heading, 3),
-                length_m=round(float(np.ptp(outline[:, 0])), 3),
-                width_m=round(float(np.ptp(outline[:, 1])), 3),
-                height_m=round(height, 3),
+                length_m=length,
+                width_m=width,
+                height_m=height,
                 look_seed=look,
                 outline=geom.to_tuple(outline, 4),
                 route=route,

@@ -68,15 +68,18 @@ def _stations(road: Road) -> tuple[F64, F64, F64]:
     return pts, tang, right
 
 
-def _strip(pts: F64, tang: F64, right: F64, offset: float, width: float, on: F64) -> list[F64]:
-    """Quads of a painted line at lateral ``offset`` where ``on`` holds between samples."""
+def _strip(pts: F64, right: F64, offset: float, width: float, on: F64) -> list[F64]:
+    """Polygons of a painted line at lateral ``offset``, one per run of samples where ``on``."""
     centre = pts + right * offset
     half = right * (width / 2)
-    ok = on[:-1] & on[1:]
-    a, b = centre[:-1][ok], centre[1:][ok]
-    ha, hb = half[:-1][ok], half[1:][ok]
-    del tang
-    return list(np.stack([a + ha, b + hb, b - hb, a - ha], axis=1))
+    out = []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < 2:
+            continue
+        c, h = centre[start:stop], half[start:stop]
+        out.append(np.concatenate([c + h, (c - h)[::-1]]))
+    return out
 
 
 def markings(roads: tuple[Road, ...]) -> Polys:
@@ -84,7 +87,7 @@ def markings(roads: tuple[Road, ...]) -> Polys:
     kinds: list[int] = []
     samples = [_stations(r) for r in roads]
     for i, road in enumerate(roads):
-        pts, tang, right = samples[i]
+        pts, _, right = samples[i]
         s = np.arange(len(pts)) * _STEP
         clear = np.ones(len(pts), bool)
         crossings: list[tuple[float, float]] = []  # (s at the crossing, other half width)
@@ -107,7 +110,7 @@ def markings(roads: tuple[Road, ...]) -> Polys:
         lines += [(half - 0.35, WHITE, 0, 0), (-(half - 0.35), WHITE, 0, 0)]
         for offset, colour, dash, gap in lines:
             on = clear if dash == 0 else clear & ((s % (dash + gap)) < dash)
-            quads = _strip(pts, tang, right, offset, _LINE_W, on)
+            quads = _strip(pts, right, offset, _LINE_W, on)
             polys += quads
             kinds += [colour] * len(quads)
         for s_x, other_half in crossings:

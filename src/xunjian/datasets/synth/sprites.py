@@ -45,49 +45,77 @@ class Sprite:
         return Sprite(small.reshape(size[1], size[0], 4), self.a0, self.b0, self.texel * w / size[0])
 
 
+Region = tuple[slice, slice]
+
+
 class _Canvas:
     def __init__(self, a0: float, b0: float, a1: float, b1: float, texel: float) -> None:
         self.a0, self.b0, self.t = a0, b0, texel
         self.w = max(1, math.ceil((a1 - a0) / texel))
         self.h = max(1, math.ceil((b1 - b0) / texel))
         self.rgba = np.zeros((self.h, self.w, 4), np.float32)
+        self.all: Region = (slice(0, self.h), slice(0, self.w))
 
-    def px(self, pts: F64) -> np.ndarray:
-        xy = np.column_stack([(pts[:, 0] - self.a0) / self.t - 0.5, (pts[:, 1] - self.b0) / self.t - 0.5])
-        return np.round(xy * _ONE).astype(np.int32)
+    def px(self, pts: F64) -> F64:
+        return np.column_stack([(pts[:, 0] - self.a0) / self.t - 0.5, (pts[:, 1] - self.b0) / self.t - 0.5])
+
+    def region(self, polys: list[F64], blur: float = 0.0) -> tuple[Region, F32]:
+        """The coverage of ``polys`` (0…1), cropped to where it is non-zero."""
+        xy = [self.px(p) for p in polys]
+        allxy = np.concatenate(xy)
+        pad = 2 + 3 * blur
+        x0 = int(max(0, math.floor(allxy[:, 0].min() - pad)))
+        y0 = int(max(0, math.floor(allxy[:, 1].min() - pad)))
+        x1 = int(min(self.w, math.ceil(allxy[:, 0].max() + pad) + 1))
+        y1 = int(min(self.h, math.ceil(allxy[:, 1].max() + pad) + 1))
+        sl: Region = (slice(y0, max(y0, y1)), slice(x0, max(x0, x1)))
+        m = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)
+        for p in xy:
+            q = np.round((p - [x0, y0]) * _ONE).astype(np.int32)
+            cv2.fillPoly(m, [q], 255, cv2.LINE_AA, _SHIFT)
+        out: F32 = m.astype(np.float32) / 255.0
+        if blur > 0 and out.size:
+            out = cv2.GaussianBlur(out, (0, 0), blur)
+        return sl, out
 
     def mask(self, polys: list[F64], blur: float = 0.0) -> F32:
-        m = np.zeros((self.h, self.w), np.uint8)
-        cv2.fillPoly(m, [self.px(p) for p in polys], 255, cv2.LINE_AA, _SHIFT)
-        out = m.astype(np.float32) / 255.0
-        return cv2.GaussianBlur(out, (0, 0), blur) if blur > 0 else out
+        """Full-canvas coverage of ``polys``."""
+        sl, m = self.region(polys, blur)
+        full = np.zeros((self.h, self.w), np.float32)
+        full[sl] = m
+        return full
 
     def lines(self, pts: F64, width_m: float) -> F32:
         m = np.zeros((self.h, self.w), np.uint8)
         thick = max(1, round(width_m / self.t))
-        cv2.polylines(m, [self.px(pts)], False, 255, thick, cv2.LINE_AA, _SHIFT)
+        q = np.round(self.px(pts) * _ONE).astype(np.int32)
+        cv2.polylines(m, [q], False, 255, thick, cv2.LINE_AA, _SHIFT)
         out: F32 = m.astype(np.float32) / 255.0
         if width_m < self.t:  # thinner than a texel: fade instead of widening
             out *= width_m / self.t
         return out
 
-    def over(self, rgb: F32 | tuple[float, ...], alpha: F32) -> None:
-        """Paints colour ``rgb`` (constant or per pixel) with coverage ``alpha`` on top."""
-        col = np.broadcast_to(np.asarray(rgb, np.float32), (self.h, self.w, 3))
+    def over(self, rgb: F32 | tuple[float, ...], alpha: F32, sl: Region | None = None) -> None:
+        """Paints colour ``rgb`` (constant, or per pixel of ``sl``) with coverage ``alpha``."""
+        sl = self.all if sl is None else sl
+        px = self.rgba[sl]
         a = alpha[..., None]
-        self.rgba[..., :3] = self.rgba[..., :3] * (1 - a) + col * a
-        self.rgba[..., 3:] = self.rgba[..., 3:] * (1 - a) + a
+        col = np.asarray(rgb, np.float32)
+        px[..., :3] = px[..., :3] * (1 - a) + col * a
+        px[..., 3:] = px[..., 3:] * (1 - a) + a
 
-    def darken(self, alpha: F32, strength: float) -> None:
+    def darken(self, alpha: F32, strength: float, sl: Region | None = None) -> None:
         """A shadow: darkens what is drawn and adds a translucent black over what is not."""
+        px = self.rgba[self.all if sl is None else sl]
         a = (alpha * strength)[..., None]
-        self.rgba[..., :3] *= 1 - a
-        self.rgba[..., 3:] = self.rgba[..., 3:] * (1 - a) + a
+        px[..., :3] *= 1 - a
+        px[..., 3:] = px[..., 3:] * (1 - a) + a
 
-    def coords(self) -> tuple[F32, F32]:
+    def coords(self, sl: Region | None = None) -> tuple[F32, F32]:
+        sl = self.all if sl is None else sl
         a = self.a0 + (np.arange(self.w, dtype=np.float32) + 0.5) * self.t
         b = self.b0 + (np.arange(self.h, dtype=np.float32) + 0.5) * self.t
-        aa, bb = np.meshgrid(a, b)
+        aa, bb = np.meshgrid(a[sl[1]], b[sl[0]])
         return aa, bb
 
     def noise(self, rng: np.random.Generator, sigma_px: float, amp: float) -> F32:
@@ -96,9 +124,9 @@ class _Canvas:
         return field
 
 
-def _shade(canvas: _Canvas, blob: Blob, sun: F64, strength: float) -> F32:
+def _shade(canvas: _Canvas, blob: Blob, sun: F64, strength: float, sl: Region) -> F32:
     """Brightness across a blob: lighter on its sun side."""
-    aa, bb = canvas.coords()
+    aa, bb = canvas.coords(sl)
     c = blob.polygon.mean(axis=0)
     r = max(float(np.max(np.hypot(*(blob.polygon - c).T))), 1e-3)
     proj = ((aa - c[0]) * sun[0] + (bb - c[1]) * sun[1]) / r
@@ -134,19 +162,22 @@ def _garbage(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.rando
     dirt = np.array(base.color, np.float32) * (1 + canvas.noise(rng, 2.0, 0.15))[..., None]
     canvas.over(dirt, canvas.mask([base.polygon], 2.0) * 0.5)
     shadow_len = 1.0 / math.tan(elev)
-    for blob in sorted(items, key=lambda b: b.height_m):
-        canvas.darken(canvas.mask([blob.polygon - sun * blob.height_m * shadow_len], 1.0), 0.45)
-    for blob in sorted(items, key=lambda b: b.height_m):
-        m = canvas.mask([blob.polygon])
-        shade = _shade(canvas, blob, sun, 0.35 if blob.material == "bag" else 0.15)
+    ordered = sorted(items, key=lambda b: b.height_m)
+    for blob in ordered:
+        sl, m = canvas.region([blob.polygon - sun * blob.height_m * shadow_len], 1.0)
+        canvas.darken(m, 0.45, sl)
+    for blob in ordered:
+        sl, m = canvas.region([blob.polygon])
+        shade = _shade(canvas, blob, sun, 0.35 if blob.material == "bag" else 0.15, sl)
         col = np.array(blob.color, np.float32)[None, None, :] * shade[..., None]
-        canvas.over(np.clip(col, 0, 255), m)
+        canvas.over(np.clip(col, 0, 255), m, sl)
         if blob.material == "bag":  # plastic sheen on the sun side
-            c = blob.polygon.mean(axis=0) + sun * 0.35 * float(np.ptp(blob.polygon[:, 0])) / 2
-            spot = blob.polygon * 0.3 + c - blob.polygon.mean(axis=0) * 0.3
-            canvas.over((250.0, 250.0, 250.0), canvas.mask([spot], 1.2) * 0.45 * m)
+            c = blob.polygon.mean(axis=0)
+            spot = (blob.polygon - c) * 0.3 + c + sun * 0.35 * float(np.ptp(blob.polygon[:, 0])) / 2
+            sl2, m2 = canvas.region([spot], 1.2)
+            canvas.over((250.0, 250.0, 250.0), m2 * 0.4, sl2)
         edge = np.clip(m - cv2.erode(m, np.ones((3, 3), np.uint8)), 0, 1)
-        canvas.darken(edge, 0.35)
+        canvas.darken(edge, 0.35, sl)
 
 
 def _rubble(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator) -> None:
@@ -166,10 +197,11 @@ def _rubble(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random
     col = np.array(heap.color, np.float32) * ((0.45 + 0.75 * shade) * grain)[..., None]
     canvas.over(np.clip(col, 0, 255), m)
     for blob in chunks:
-        cm = canvas.mask([blob.polygon])
-        canvas.darken(canvas.mask([blob.polygon - sun * 0.06 / math.tan(elev)]) * m, 0.35)
+        sl, cast = canvas.region([blob.polygon - sun * 0.06 / math.tan(elev)])
+        canvas.darken(cast * m[sl], 0.35, sl)
+        sl, cm = canvas.region([blob.polygon])
         tone = float(rng.uniform(0.75, 1.2))
-        canvas.over(np.array(blob.color, np.float32) * tone * (0.55 + 0.6 * shade)[..., None], cm)
+        canvas.over(np.array(blob.color, np.float32) * tone * (0.55 + 0.6 * shade[sl])[..., None], cm, sl)
 
 
 def _truck_top(canvas: _Canvas, shape: Shape, sun: F64, rng: np.random.Generator) -> None:

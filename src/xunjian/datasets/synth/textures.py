@@ -93,7 +93,7 @@ def material_texture(name: str, seed: int, level: int = 0) -> U8:
     n = PERIOD_PX
     if name in ("asphalt", "asphalt_main", "patch"):
         base = {"asphalt": (92, 92, 90), "asphalt_main": (74, 75, 77), "patch": (52, 52, 54)}[name]
-        shade = _fbm(rng, n, ((0.7, 9.0), (2.5, 5.0), (12.0, 4.0)))
+        shade = _fbm(rng, n, ((0.7, 9.0), (2.5, 5.0), (8.0, 2.5)))
         shade += _speckles(rng, n, 0.06, 38.0)
         return _colorize(base, shade)
     if name == "sidewalk":
@@ -110,10 +110,10 @@ def material_texture(name: str, seed: int, level: int = 0) -> U8:
             fine = _fbm(rng, n, ((1.2, 16.0), (4.0, 18.0)))
         return _colorize(base, fine, tint)
     if name == "lot":
-        shade = _fbm(rng, n, ((0.6, 12.0), (3.0, 8.0), (20.0, 10.0))) + _speckles(rng, n, 0.03, 50)
+        shade = _fbm(rng, n, ((0.6, 12.0), (3.0, 8.0), (10.0, 5.0))) + _speckles(rng, n, 0.03, 50)
         return _colorize((146, 120, 90), shade)
     if name in ("background", "swept"):
-        shade = _fbm(rng, n, ((0.7, 7.0), (6.0, 6.0), (24.0, 8.0)))
+        shade = _fbm(rng, n, ((0.7, 7.0), (3.0, 4.0)))
         return _colorize((150, 147, 138) if name == "background" else (160, 158, 152), shade)
     if name == "roof_concrete":
         shade = _fbm(rng, n, ((0.7, 6.0), (10.0, 9.0))) + _pavers(rng, n, 64, 64, False, 10.0)

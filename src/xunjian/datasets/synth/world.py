@@ -89,8 +89,9 @@ class Target:
     """One thing a detector should find, with its true place and size.
 
     ``center`` and ``heading_deg`` are where it is at the epoch (a moving truck moves, see
-    :meth:`placement_at`). ``outline`` is the polygon of what is drawn, in the target's local
-    (along, right) metres; ``height_m`` > 0 for trucks, which are drawn as 3-D boxes.
+    :meth:`placement_at`). ``length_m`` × ``width_m`` is its nominal size along and across its
+    heading; ``outline`` is the exact polygon of what is drawn, in the target's local (along,
+    right) metres; ``height_m`` > 0 for trucks, which are drawn as 3-D boxes.
     ``look_seed`` seeds how it looks. ``day`` is the day it appeared.
     """
 
