@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.s3",
     "tests.fixtures.db",
+    "tests.fixtures.labelled",
 ]

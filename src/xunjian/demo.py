@@ -13,7 +13,7 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xunjian.core.geo import latlon_to_en
 from xunjian.core.records import Frame
@@ -22,6 +22,9 @@ from xunjian.inspect.ingest import IngestReport, ProgressCallback
 from xunjian.inspect.pipeline import Services, run_folder
 from xunjian.inspect.upload import UploadReport
 from xunjian.settings import Settings
+
+if TYPE_CHECKING:
+    from xunjian.datasets.synth import FlightTruth
 
 
 @dataclass
@@ -55,6 +58,11 @@ def pose_errors(frames: list[Frame], truth_poses: dict[str, dict[str, float]]) -
     }
 
 
+def exact_poses(truth: FlightTruth) -> dict[str, dict[str, float]]:
+    """The exact pose of every rendered frame, by image file name."""
+    return {Path(frame.image).name: frame.pose for frame in truth.frames}
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -84,8 +92,9 @@ def run_demo(
         "frames_ingested": len(ingest.frames),
         "frames_with_pose": ingest.georeferenceable,
         "frames_failed": [{"key": k, "reason": r} for k, r in ingest.failures],
-        "truth": {"targets": len(truth.targets), "frames": len(truth.frames)},
-        "metadata_vs_truth": pose_errors(ingest.frames, truth.exact_poses()),
+        "truth": {"targets": len(truth.world.targets), "frames": len(truth.frames)},
+        "metadata_vs_truth": pose_errors(ingest.frames, exact_poses(truth)),
+        "injected_noise": truth.noise,
         "outputs": {"footprints": str(out / "frames.geojson"), "flight": str(flight_dir)},
     }
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from xunjian.cli import demo, metadata, synth, upload
+from xunjian.cli import datasets, demo, metadata, synth, upload
 
 app = typer.Typer(
     name="xunjian",
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (demo, metadata, synth, upload):
+for _module in (datasets, demo, metadata, synth, upload):
     _module.register(app)
 
 

@@ -46,6 +46,7 @@ def demo(seed: Annotated[int, typer.Option(help="test-range seed")] = 7) -> None
             "metadata pose vs exact pose: position error median "
             f"{errors['position_error_m_median']} m (max {errors['position_error_m_max']} m), "
             f"yaw {errors['yaw_error_deg_median']}°, height {errors['height_error_m_median']} m"
+            f" (injected noise: {summary['injected_noise']})"
         )
     console.print(f"footprints: {summary['outputs']['footprints']}")
     console.print(f"summary:    {result.out_dir / 'summary.json'}")

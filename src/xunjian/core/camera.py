@@ -214,19 +214,30 @@ def clip_polygon_halfplane(poly: F64, a: float, b: float, c: float) -> F64:
     return np.array(out, dtype=np.float64).reshape(-1, 2)
 
 
-def footprint_enu(pose: CameraPose, k: CameraIntrinsics, max_range_m: float | None = None) -> F64:
+def footprint_enu(
+    pose: CameraPose,
+    k: CameraIntrinsics,
+    max_range_m: float | None = None,
+    *,
+    region: ArrayLike | None = None,
+) -> F64:
     """The ground polygon (M, 2) an image covers, (E, N) metres around the camera's ground point.
 
     The image rectangle is clipped where its rays leave the ground (the horizon) and the ground
     polygon is clipped to a circle of ``max_range_m`` (default :func:`default_max_range_m`) —
     an oblique or vehicle view sees to the horizon, but nothing far off is usable. Vertices run
     counter-clockwise; the result is empty (0, 2) when the image sees no ground at all.
+    ``region`` replaces the image rectangle by another convex pixel polygon (M, 2).
     """
     _check_pose(pose)
     rng = default_max_range_m(pose) if max_range_m is None else max_range_m
     f, r, d = camera_axes(pose)
     w, h = float(k.width), float(k.height)
-    rect = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
+    rect = (
+        np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
+        if region is None
+        else np.asarray(region, dtype=np.float64).reshape(-1, 2)
+    )
     # ray_z = f_z + x·r_z + y·d_z must be ≤ −δ, with δ small enough that the cut lies far
     # beyond the range circle (t = h·|ray| / δ ≫ range).
     corners_ray = pixel_rays(pose, k, rect)

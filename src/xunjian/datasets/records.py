@@ -6,8 +6,8 @@ Records are frozen and sort canonically, so a content-hashed dataset version can
 made from :meth:`Dataset.canonical_records` plus the image bytes.
 
 ``group`` ties together images that come from one source photo (Roboflow augmented copies,
-UAV-PDD flips and quadrant tiles, tiles cut by a build): train/val splits never separate a
-group. This module imports only the standard library and :mod:`xunjian.errors`.
+UAV-PDD flips and quadrant tiles, synthetic tiles of one frame, tiles cut by a build):
+train/val splits never separate a group. This module imports only the standard library.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ _SPLIT_ALIASES: dict[str, Split] = {
 
 # Roboflow renames every export ``<stem>_<ext>.rf.<32 hex>.<ext>``: copies share ``<stem>``.
 _ROBOFLOW = re.compile(r"^(?P<stem>.+?)(?:_(?:jpe?g|png|bmp|tiff?|webp))?\.rf\.[0-9a-f]{32}$", re.I)
+# Tiles cut from one frame (``xunjian synth export-yolo``): ``<frame>_<x:05d>_<y:05d>``.
+_TILE = re.compile(r"^(?P<stem>.+)_\d{5}_\d{5}$")
 # UAV-PDD2023 names flipped/rotated variants ``lr_ tb_ r180_`` and quadrant tiles of one frame.
 _UAV_PDD = re.compile(
     r"^(?:(?:lr|tb|r90|r180|r270)_)?(?P<frame>\d+)(?:_(?:top|bottom)_(?:left|right))?$", re.I
@@ -55,7 +57,8 @@ def group_of(path: str | Path) -> str:
     uav = _UAV_PDD.match(stem)
     if uav:
         return uav["frame"]
-    return stem
+    tile = _TILE.match(stem)
+    return tile["stem"] if tile else stem
 
 
 class Box(NamedTuple):
@@ -85,6 +88,7 @@ class Box(NamedTuple):
         return Box(self.class_name, self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
 
     def clipped(self, width: float, height: float) -> Box:
+        width, height = float(width), float(height)
         return Box(
             self.class_name,
             min(max(self.x1, 0.0), width),

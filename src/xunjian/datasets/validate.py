@@ -5,7 +5,9 @@ Rules (one bad file never stops an import; each problem names the file and the r
 - a box a little outside the image (≤ ``CLIP_TOLERANCE_PX``, rounding or 1-based VOC) is
   clipped silently; further outside but overlapping the image: clipped, ``warning``;
   wholly outside: dropped, ``error``;
-- a degenerate box (non-finite, or under 1 px wide or high after clipping): dropped, ``error``;
+- a degenerate box (non-finite, or no width or height left after clipping): dropped,
+  ``error``; a tiny one (under ``MIN_BOX_PX`` either way) is kept with a ``warning``, so
+  counts stay equal to the label files (trainers drop such boxes themselves);
 - an unknown class (a YOLO id without a name, a COCO category that is not declared): the box
   is dropped, ``error``;
 - an image without a label file is skipped (``warning``): an *empty* label file is how a
@@ -84,12 +86,15 @@ def check_box(
         )
     overshoot = max(-box.x1, -box.y1, box.x2 - width, box.y2 - height, 0.0)
     clipped = box.clipped(width, height)
+    size = f"{clipped.width:.2f}×{clipped.height:.2f} px"
+    if clipped.width <= 0 or clipped.height <= 0:
+        return None, Problem(file, "degenerate_box", f"{label} is {size}: no area; dropped")
     if clipped.width < MIN_BOX_PX or clipped.height < MIN_BOX_PX:
-        return None, Problem(
+        return clipped, Problem(
             file,
-            "degenerate_box",
-            f"{label} is {clipped.width:.1f}×{clipped.height:.1f} px; expected at least "
-            f"{MIN_BOX_PX:g} px each way; dropped",
+            "tiny_box",
+            f"{label} is {size}; expected at least {MIN_BOX_PX:g} px each way; kept",
+            "warning",
         )
     if overshoot > CLIP_TOLERANCE_PX:
         return clipped, Problem(

@@ -16,7 +16,7 @@ import yaml
 from xunjian.datasets.records import Dataset, LabelledImage, Split, split_name
 from xunjian.datasets.validate import is_image
 
-_LICENCE_LINE = re.compile(r"^\s*licen[cs]e\s*:\s*(?P<text>.+)$", re.I | re.M)
+_LICENCE_LINE = re.compile(r"^\s*licen[cs]e\b[^:\n]*:\s*(?P<text>.+)$", re.I | re.M)
 _PROVENANCE_FILES = ("SOURCE", "LICENSE", "LICENCE", "README")
 
 

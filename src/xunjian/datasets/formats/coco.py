@@ -53,9 +53,10 @@ def is_coco(path: Path) -> bool:
 
 
 def coco_files(root: Path) -> list[Path]:
+    """The JSON files to read: ``root`` itself, or every ``*.json`` below it."""
     if root.is_file():
         return [root]
-    return [p for p in walk(root) if p.suffix.lower() == ".json" and is_coco(p)]
+    return [p for p in walk(root) if p.suffix.lower() == ".json"]
 
 
 def _split_of_json(path: Path, root: Path) -> Split | None:
@@ -70,6 +71,8 @@ def _split_of_json(path: Path, root: Path) -> Split | None:
 def import_coco(root: Path, *, source: str | None = None) -> Dataset:
     """Every COCO JSON under ``root`` (or that one file); problems are reported, not raised."""
     folder = root if root.is_dir() else root.parent
+    if root.is_file() and folder.name.lower() == "annotations":
+        folder = folder.parent  # the COCO layout: annotations/ beside images/
     source = source or source_name(folder)
     by_name: dict[str, list[Path]] = defaultdict(list)
     all_images = images_under(folder)
@@ -82,11 +85,16 @@ def import_coco(root: Path, *, source: str | None = None) -> Dataset:
     for json_path in coco_files(root):
         try:
             found = _read_json(json_path, folder, by_name, source, names, listed, problems)
+        except _NotCocoError:
+            if root.is_file():
+                reason = "no 'images' and 'annotations' keys; not COCO"
+                problems.append(Problem(str(json_path), "garbled_label", reason))
+            continue  # in a folder: some other JSON (a manifest, a report)
         except InputError as error:
             problems.append(Problem(str(json_path), "garbled_label", f"{error.reason}; skipped"))
             continue
         records += found
-    for image in all_images:
+    for image in all_images if root.is_dir() else ():
         if image not in listed:
             problems.append(
                 Problem(str(image), "missing_label", "image is in no COCO file; skipped", "warning")
@@ -100,6 +108,10 @@ def import_coco(root: Path, *, source: str | None = None) -> Dataset:
         problems=tuple(problems),
         class_names=tuple(names),
     )
+
+
+class _NotCocoError(Exception):
+    """A well-formed JSON file that is not COCO: skipped without a problem."""
 
 
 def _as_list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -124,6 +136,8 @@ def _read_json(
         raise InputError(f"garbled JSON: {error}") from None
     if not isinstance(data, dict):
         raise InputError("top level is not an object")
+    if not {"images", "annotations"} <= data.keys():
+        raise _NotCocoError
     categories = {c.get("id"): str(c.get("name")) for c in _as_list(data, "categories")}
     names += [n for n in categories.values() if n not in names]
     split = _split_of_json(path, root)
@@ -173,9 +187,7 @@ def _read_json(
             )
         boxes, found = check_boxes(boxes_of.get(entry.get("id"), []), width, height, label)
         problems += found
-        records.append(
-            LabelledImage(image, width, height, boxes, source, group_of(image), split)
-        )
+        records.append(LabelledImage(image, width, height, boxes, source, group_of(image), split))
     return records
 
 
@@ -204,6 +216,7 @@ def _locate(
     if split is not None:
         candidates.append(json_path.parent.parent / "images" / split / file_name)
     candidates.append(json_path.parent / "images" / file_name)
+    candidates.append(json_path.parent.parent / "images" / file_name)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -248,8 +261,8 @@ def export_coco(
                 }
             )
     written: list[Path] = []
-    for split, doc in sorted(per_split.items()):
-        path = out / "annotations" / f"instances_{split}.json"
+    for split_key, doc in sorted(per_split.items()):
+        path = out / "annotations" / f"instances_{split_key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"info": {"description": dataset.name}, **doc, "categories": categories}
         path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -108,15 +108,15 @@ def import_voc(root: Path, *, source: str | None = None) -> Dataset:
     images = images_under(root)
     by_stem: dict[str, list[Path]] = defaultdict(list)
     by_name: dict[str, list[Path]] = defaultdict(list)
-    for image in images:
-        by_stem[image.stem].append(image)
-        by_name[image.name].append(image)
+    for path in images:
+        by_stem[path.stem].append(path)
+        by_name[path.name].append(path)
     xmls = [p for p in walk(root) if p.suffix.lower() == ".xml"]
     problems: list[Problem] = []
     records: list[LabelledImage] = []
     paired: set[Path] = set()
     for xml in xmls:
-        image = _nearest(xml, by_stem.get(xml.stem, []))
+        image: Path | None = _nearest(xml, by_stem.get(xml.stem, []))
         try:
             annotation = read_voc(xml)
         except InputError as error:
@@ -134,10 +134,10 @@ def import_voc(root: Path, *, source: str | None = None) -> Dataset:
         problems += found
         if record is not None:
             records.append(record)
-    for image in images:
-        if image not in paired:
+    for path in images:
+        if path not in paired:
             problems.append(
-                Problem(str(image), "missing_label", "image has no label file; skipped", "warning")
+                Problem(str(path), "missing_label", "image has no label file; skipped", "warning")
             )
     licence, _ = read_provenance(root)
     return Dataset(
@@ -157,9 +157,14 @@ def _record(
     except InputError as error:
         return None, [Problem(str(image), "unreadable_image", f"{error.reason}; skipped")]
     problems: list[Problem] = []
-    if annotation.width and annotation.height and (annotation.width, annotation.height) != (
-        width,
-        height,
+    if (
+        annotation.width
+        and annotation.height
+        and (annotation.width, annotation.height)
+        != (
+            width,
+            height,
+        )
     ):
         problems.append(
             Problem(
@@ -211,7 +216,8 @@ def voc_xml(image: LabelledImage, filename: str) -> bytes:
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box[1:], strict=True):
             ET.SubElement(bndbox, tag).text = _fmt(value)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data
 
 
 def export_voc(dataset: Dataset, out: Path, *, link: bool = True) -> Path:

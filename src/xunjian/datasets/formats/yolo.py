@@ -140,9 +140,9 @@ def import_yolo(root: Path, *, source: str | None = None) -> Dataset:
             records.append(record)
     for txt in walk(root):
         in_labels = "labels" in txt.parts[len(root.parts) :]
-        if txt.suffix == ".txt" and in_labels and txt not in expected_labels:
-            if txt.name not in NAME_FILES:
-                problems.append(Problem(str(txt), "missing_image", "label file has no image"))
+        orphan = txt.suffix == ".txt" and in_labels and txt not in expected_labels
+        if orphan and txt.name not in NAME_FILES:
+            problems.append(Problem(str(txt), "missing_image", "label file has no image"))
     licence, _ = read_provenance(root)
     return Dataset(
         images=tuple(records),

@@ -52,7 +52,8 @@ def facade(style: int, length_m: int, height_m: int) -> U8:
     img[h - shop : h - int(0.3 / t)] = (64, 70, 76)  # shop fronts
     img[h - shop : h - shop + int(0.5 / t)] = (170, 50, 40) if style % 2 else (40, 90, 160)
     img[: max(1, int(0.4 / t))] = np.clip(np.array(wall) * 0.8, 0, 255)  # parapet
-    return img
+    out: U8 = img
+    return out
 
 
 def _wheel(img: U8, cx: float, t: float, radius: float = 0.5) -> None:
@@ -93,5 +94,9 @@ def truck_face(part: str, length_m: float, height_m: float, paint: tuple[int, in
     elif part == "body_back":
         img[h - chassis :] = (40, 40, 42)
         for x in (0.1, 0.9):
-            img[h - chassis - int(0.25 / t) : h - chassis, int(x * w) - 4 : int(x * w) + 4] = (200, 30, 30)
+            img[h - chassis - int(0.25 / t) : h - chassis, int(x * w) - 4 : int(x * w) + 4] = (
+                200,
+                30,
+                30,
+            )
     return img

@@ -126,7 +126,9 @@ def point_in_polygon(points: ArrayLike, poly: ArrayLike) -> NDArray[np.bool_]:
 
 def to_tuple(points: ArrayLike, decimals: int = 3) -> tuple[Point, ...]:
     """Rounded plain tuples, for frozen dataclasses and stable JSON."""
-    return tuple((round(float(e), decimals), round(float(n), decimals)) for e, n in as_points(points))
+    return tuple(
+        (round(float(e), decimals), round(float(n), decimals)) for e, n in as_points(points)
+    )
 
 
 def bbox(points: Sequence[Point] | F64) -> tuple[float, float, float, float]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 
 from xunjian.datasets.synth import geom, paint, roads, shapes, sprites
 from xunjian.datasets.synth.geom import F64
 from xunjian.datasets.synth.textures import (
     BASE_TEXEL_M,
-    F32,
     MATERIAL_INDEX,
     U8,
     NoiseFields,
@@ -31,9 +30,16 @@ from xunjian.datasets.synth.world import Target, World
 
 TILE_PX = 512
 MAX_LEVEL = 8
+_THREADS = 2
 TREE_HEIGHT_M = 5.0
 _SHIFT = 4
-_AREA_MATERIAL = {"green": "green", "plaza": "plaza", "lot": "lot", "patch": "patch", "swept": "swept"}
+_AREA_MATERIAL = {
+    "green": "green",
+    "plaza": "plaza",
+    "lot": "lot",
+    "patch": "patch",
+    "swept": "swept",
+}
 
 
 def texel_of(level: int) -> float:
@@ -59,7 +65,7 @@ class GroundTexture:
         self.seed = world.seed
         self.walk, self.carriage = roads.surfaces(world.roads)
         self.marks = roads.markings(world.roads)
-        areas = [a for a in world.areas]
+        areas = list(world.areas)
         self.areas = roads.Polys.of(
             [geom.as_points(a.polygon) for a in areas],
             [MATERIAL_INDEX[_AREA_MATERIAL[a.kind]] for a in areas],
@@ -77,20 +83,21 @@ class GroundTexture:
             [0] * len(world.buildings),
         )
         rng = np.random.Generator(np.random.PCG64([world.seed, 303]))
-        ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-        self.canopies = roads.Polys.of(
-            [
-                np.column_stack([np.cos(ang), np.sin(ang)])
-                * (t.radius_m * (1 + 0.12 * rng.standard_normal(24)))[:, None]
-                + np.array(t.center)
-                for t in world.trees
-            ],
-            [0] * len(world.trees),
-        )
+        ang = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        crowns = []
+        for t in world.trees:
+            radius = np.ones(32)
+            for k in (3, 5, 7):  # a few lobes, as a real crown has
+                radius += 0.25 / k * 3 * rng.normal() * np.cos(k * ang + rng.uniform(0, 2 * np.pi))
+            radius = np.clip(radius, 0.7, 1.25) * t.radius_m
+            crowns.append(
+                np.column_stack([np.cos(ang), np.sin(ang)]) * radius[:, None] + np.array(t.center)
+            )
+        self.canopies = roads.Polys.of(crowns, [0] * len(crowns))
         self.static: list[Target] = [t for t in world.targets if not t.is_truck]
-        self.static_boxes = np.array(
-            [geom.bbox(t.outline_at()) for t in self.static]
-        ).reshape(-1, 4) + np.array([-4.0, -4.0, 4.0, 4.0])  # shadows reach outside
+        self.static_boxes = np.array([geom.bbox(t.outline_at()) for t in self.static]).reshape(
+            -1, 4
+        ) + np.array([-4.0, -4.0, 4.0, 4.0])  # shadows reach outside
         self.noise = NoiseFields(world.seed, world.size_m)
         self._tiles: OrderedDict[tuple[int, int, int], U8] = OrderedDict()
         self._budget = cache_mb * 1024 * 1024
@@ -117,12 +124,13 @@ class GroundTexture:
         span = TILE_PX * t
         ix0, ix1 = math.floor(e0 / span), math.floor(e1 / span)
         iy0, iy1 = math.floor(n0 / span), math.floor(n1 / span)
+        keys = [(level, ix, iy) for iy in range(iy0, iy1 + 1) for ix in range(ix0, ix1 + 1)]
+        self._prefetch([key for key in keys if key not in self._tiles])
         out = np.empty(((iy1 - iy0 + 1) * TILE_PX, (ix1 - ix0 + 1) * TILE_PX, 3), np.uint8)
-        for iy in range(iy0, iy1 + 1):
+        for _, ix, iy in keys:
             row = (iy1 - iy) * TILE_PX
-            for ix in range(ix0, ix1 + 1):
-                col = (ix - ix0) * TILE_PX
-                out[row : row + TILE_PX, col : col + TILE_PX] = self.tile(level, ix, iy)
+            col = (ix - ix0) * TILE_PX
+            out[row : row + TILE_PX, col : col + TILE_PX] = self.tile(level, ix, iy)
         m = np.array(
             [
                 [1 / t, 0.0, -ix0 * span / t - 0.5],
@@ -131,6 +139,32 @@ class GroundTexture:
             ]
         )
         return out, m
+
+    def _prefetch(self, keys: list[tuple[int, int, int]]) -> None:
+        """Paints missing tiles on two threads (OpenCV and numpy release the GIL); each tile is
+        a pure function of its key, so the result does not depend on the order."""
+        if len(keys) < 4:
+            return
+        for key in keys:  # sprites and textures first, once, on this thread
+            self._warm(key[0], key[1], key[2])
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            tiles = list(pool.map(lambda key: self._render_tile(*key), keys))
+        for key, img in zip(keys, tiles, strict=True):
+            self._tiles[key] = img
+        while len(self._tiles) * TILE_PX * TILE_PX * 3 > self._budget and len(self._tiles) > 1:
+            self._tiles.popitem(last=False)
+
+    def _warm(self, level: int, ix: int, iy: int) -> None:
+        span = TILE_PX * texel_of(level)
+        e0, n0 = ix * span, iy * span
+        b = self.static_boxes
+        hit = np.flatnonzero(
+            (b[:, 2] >= e0) & (b[:, 0] <= e0 + span) & (b[:, 3] >= n0) & (b[:, 1] <= n0 + span)
+        )
+        for i in hit:
+            self.sprite(self.static[int(i)], level)
+        for material in range(len(MATERIAL_INDEX)):
+            self.texture(material, level)
 
     def sprite(self, target: Target, level: int) -> sprites.Sprite:
         key = (target.id, level)

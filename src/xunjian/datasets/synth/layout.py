@@ -20,7 +20,7 @@ from numpy.random import PCG64, Generator
 from numpy.typing import NDArray
 
 from xunjian.core.taxonomy import CLASSES
-from xunjian.datasets.synth import geom, shapes
+from xunjian.datasets.synth import geom
 from xunjian.datasets.synth.geom import F64
 from xunjian.datasets.synth.placement import Placer
 from xunjian.datasets.synth.world import Area, Building, Changes, Road, Target, Tree, World
@@ -73,8 +73,8 @@ class _Occupancy:
         for r in roads:
             line = self._px(geom.as_points(r.centerline))
             width = r.width_m + 2 * r.sidewalk_m
-            cv2.polylines(self.grid, [line], False, 1, int(math.ceil(width)) + 4)
-            cv2.polylines(self.carriageway, [line], False, 1, int(math.ceil(r.width_m)) + 1)
+            cv2.polylines(self.grid, [line], False, 1, math.ceil(width) + 4)
+            cv2.polylines(self.carriageway, [line], False, 1, math.ceil(r.width_m) + 1)
 
     def _px(self, pts: F64) -> NDArray[np.int32]:
         # Row 0 is the north edge: (E, N) → (col, row).
@@ -156,7 +156,9 @@ def _trees(rng: Generator, roads: list[Road], areas: list[Area], occ: _Occupancy
             while s < cum[-1]:
                 p, _ = geom.point_at(line, s)
                 if not occ.on_carriageway(p) and rng.random() < 0.8:
-                    trees.append(Tree(geom.to_tuple(p[None])[0], round(float(rng.uniform(1.6, 2.8)), 2)))
+                    trees.append(
+                        Tree(geom.to_tuple(p[None])[0], round(float(rng.uniform(1.6, 2.8)), 2))
+                    )
                 s += rng.uniform(7.0, 11.0)
     for a in areas:
         if a.kind != "green":
@@ -165,7 +167,9 @@ def _trees(rng: Generator, roads: list[Road], areas: list[Area], occ: _Occupancy
         for _ in range(int((x1 - x0) * (y1 - y0) / 120.0)):
             p = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
             if geom.point_in_polygon(p[None], a.polygon)[0]:
-                trees.append(Tree(geom.to_tuple(p[None])[0], round(float(rng.uniform(2.0, 4.5)), 2)))
+                trees.append(
+                    Tree(geom.to_tuple(p[None])[0], round(float(rng.uniform(2.0, 4.5)), 2))
+                )
     return trees
 
 
@@ -227,9 +231,17 @@ def later_day(
     static = [t for t in world.targets if not t.is_truck]
     trucks = [t for t in world.targets if t.is_truck]
     n_fix = round(repair_fraction * len(static))
-    fixed = {static[int(i)].id for i in rng.choice(len(static), n_fix, replace=False)} if n_fix else set()
+    fixed = (
+        {static[int(i)].id for i in rng.choice(len(static), n_fix, replace=False)}
+        if n_fix
+        else set()
+    )
     n_gone = round(truck_gone_fraction * len(trucks))
-    gone = {trucks[int(i)].id for i in rng.choice(len(trucks), n_gone, replace=False)} if n_gone else set()
+    gone = (
+        {trucks[int(i)].id for i in rng.choice(len(trucks), n_gone, replace=False)}
+        if n_gone
+        else set()
+    )
     kept = [t for t in world.targets if t.id not in fixed | gone]
     placer = Placer(world.roads, world.areas, world.trees, world.buildings, existing=kept)
     targets: list[Target] = []
@@ -255,8 +267,11 @@ def later_day(
             next_id += 1
     # A repaired problem leaves a patch of fresh asphalt or a swept surface.
     patches = [
-        Area(f"P{t.id}", "patch" if not t.cls.endswith(("pile", "waste")) else "swept",
-             geom.to_tuple(_patch_polygon(t, rng)))
+        Area(
+            f"P{t.id}",
+            "patch" if not t.cls.endswith(("pile", "waste")) else "swept",
+            geom.to_tuple(_patch_polygon(t, rng)),
+        )
         for t in static
         if t.id in fixed
     ]
@@ -283,5 +298,7 @@ def later_day(
 def _patch_polygon(t: Target, rng: Generator) -> F64:
     x0, y0, x1, y1 = geom.bbox(t.outline)
     pad = float(rng.uniform(0.15, 0.4))
-    local = geom.rect(x1 - x0 + 2 * pad, y1 - y0 + 2 * pad) + np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    local = geom.rect(x1 - x0 + 2 * pad, y1 - y0 + 2 * pad) + np.array(
+        [(x0 + x1) / 2, (y0 + y1) / 2]
+    )
     return geom.local_to_world(local, t.center, t.heading_deg)

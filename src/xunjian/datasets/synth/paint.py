@@ -40,7 +40,9 @@ class _Tile:
         self.e1, self.n1 = self.e0 + span, self.n0 + span
 
     def px(self, poly: F64) -> I32:
-        xy = np.column_stack([(poly[:, 0] - self.e0) / self.t - 0.5, (self.n1 - poly[:, 1]) / self.t - 0.5])
+        xy = np.column_stack(
+            [(poly[:, 0] - self.e0) / self.t - 0.5, (self.n1 - poly[:, 1]) / self.t - 0.5]
+        )
         return np.round(xy * (1 << _SHIFT)).astype(np.int32)
 
     def ids(self, p: roads.Polys, reach: float = 0.0) -> list[int]:
@@ -68,7 +70,11 @@ def _labels(g: GroundTexture, tl: _Tile) -> tuple[U8, set[int]]:
     put(g.walk, tl.ids(g.walk), MATERIAL_INDEX["sidewalk"])
     road_ids = tl.ids(g.carriage)
     put(g.carriage, [i for i in road_ids if g.carriage.kinds[i] == 0], MATERIAL_INDEX["asphalt"])
-    put(g.carriage, [i for i in road_ids if g.carriage.kinds[i] == 1], MATERIAL_INDEX["asphalt_main"])
+    put(
+        g.carriage,
+        [i for i in road_ids if g.carriage.kinds[i] == 1],
+        MATERIAL_INDEX["asphalt_main"],
+    )
     put(g.areas, [i for i in area_ids if g.areas.kinds[i] in _TOP_AREAS])
     put(g.roofs, tl.ids(g.roofs))
     return label, used
@@ -122,8 +128,12 @@ def _trees(g: GroundTexture, tl: _Tile, out: F32, shade: U8) -> None:
 
 def _targets(g: GroundTexture, tl: _Tile, out: F32, level: int) -> None:
     b = g.static_boxes
-    hit = np.flatnonzero((b[:, 2] >= tl.e0) & (b[:, 0] <= tl.e1) & (b[:, 3] >= tl.n0) & (b[:, 1] <= tl.n1))
-    m_tile = np.array([[1 / tl.t, 0.0, -tl.e0 / tl.t - 0.5], [0.0, -1 / tl.t, tl.n1 / tl.t - 0.5], [0, 0, 1]])
+    hit = np.flatnonzero(
+        (b[:, 2] >= tl.e0) & (b[:, 0] <= tl.e1) & (b[:, 3] >= tl.n0) & (b[:, 1] <= tl.n1)
+    )
+    m_tile = np.array(
+        [[1 / tl.t, 0.0, -tl.e0 / tl.t - 0.5], [0.0, -1 / tl.t, tl.n1 / tl.t - 0.5], [0, 0, 1]]
+    )
     for i in hit:
         target = g.static[int(i)]
         spr = g.sprite(target, level)
@@ -135,7 +145,9 @@ def _targets(g: GroundTexture, tl: _Tile, out: F32, level: int) -> None:
         m_world = np.array([[fwd[0], right[0], c[0]], [fwd[1], right[1], c[1]], [0, 0, 1]])
         m = m_tile @ m_world @ m_local
         h, w = spr.rgba.shape[:2]
-        corners = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]])
+        corners = np.array(
+            [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]]
+        )
         pc = (m @ corners.T).T
         x0 = max(0, math.floor(pc[:, 0].min()))
         y0 = max(0, math.floor(pc[:, 1].min()))
@@ -171,7 +183,12 @@ def tile(g: GroundTexture, level: int, ix: int, iy: int) -> U8:
     out *= gain[..., None]
     _markings(g, tl, out, spots)
     shade = np.zeros((tl.n, tl.n), np.uint8)
-    tl.fill(shade, [tl.px(g.building_shadows.polys[i]) for i in tl.ids(g.building_shadows)], 255, aa=True)
+    tl.fill(
+        shade,
+        [tl.px(g.building_shadows.polys[i]) for i in tl.ids(g.building_shadows)],
+        255,
+        aa=True,
+    )
     _trees(g, tl, out, shade)
     shade[label >= MATERIAL_INDEX["roof_concrete"]] = 0  # roofs stand above the shadows
     if shade.any():

@@ -71,7 +71,9 @@ class Placer:
             for i, line in enumerate(self.lines):
                 cum = geom.cumulative_length(line)
                 s = np.arange(0.0, cum[-1], 1.0)
-                pts = np.column_stack([np.interp(s, cum, line[:, 0]), np.interp(s, cum, line[:, 1])])
+                pts = np.column_stack(
+                    [np.interp(s, cum, line[:, 0]), np.interp(s, cum, line[:, 1])]
+                )
                 ok = np.all(np.abs(pts) <= half, axis=1)
                 rows.append(np.column_stack([np.full(ok.sum(), i), s[ok]]))
             self._stations[half] = np.concatenate(rows) if rows else np.zeros((0, 2))

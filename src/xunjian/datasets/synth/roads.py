@@ -10,6 +10,7 @@ May import: numpy, the standard library and sibling modules of ``synth``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ class Polys:
 def buffered(line: F64, half_width: float) -> list[F64]:
     """Quads along each segment plus a disc at each inner vertex: the line widened."""
     out = []
-    for p, q in zip(line[:-1], line[1:], strict=True):
+    for p, q in itertools.pairwise(line):
         d = q - p
         n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9) * half_width
         out.append(np.array([p + n, q + n, q - n, p - n]))
@@ -68,7 +69,7 @@ def _stations(road: Road) -> tuple[F64, F64, F64]:
     return pts, tang, right
 
 
-def _strip(pts: F64, right: F64, offset: float, width: float, on: F64) -> list[F64]:
+def _strip(pts: F64, right: F64, offset: float, width: float, on: np.ndarray) -> list[F64]:
     """Polygons of a painted line at lateral ``offset``, one per run of samples where ``on``."""
     centre = pts + right * offset
     half = right * (width / 2)

@@ -86,7 +86,9 @@ def _crack_line(rng: Generator, start: F64, end: F64, width: float, meander: flo
     return Stroke(pts, width)
 
 
-def _branches(rng: Generator, main: Stroke, count: int, length: float, width: float) -> list[Stroke]:
+def _branches(
+    rng: Generator, main: Stroke, count: int, length: float, width: float
+) -> list[Stroke]:
     out = []
     for _ in range(count):
         i = int(rng.integers(2, len(main.points) - 2))
@@ -99,7 +101,7 @@ def _branches(rng: Generator, main: Stroke, count: int, length: float, width: fl
 
 
 def _cracks(cls: str, length: float, width: float, rng: Generator) -> Shape:
-    w = rng.uniform(0.02, 0.035)
+    w = rng.uniform(0.03, 0.055)  # open cracks a few centimetres wide: visible at drone GSD
     shape = Shape(cls)
     if cls == "longitudinal_crack":
         main = _crack_line(rng, np.array([-length / 2, 0.0]), np.array([length / 2, 0.0]), w, 0.12)
@@ -120,10 +122,10 @@ def _cracks(cls: str, length: float, width: float, rng: Generator) -> Shape:
             for j in range(nb):
                 for di, dj in ((1, 0), (0, 1)):
                     i2, j2 = i + di, j + dj
-                    if i2 < na and j2 < nb and inside[i, j] and inside[i2, j2]:
-                        if rng.random() < 0.9:
-                            s = _crack_line(rng, nodes[i, j], nodes[i2, j2], w * 0.8, cell * 0.1)
-                            shape.strokes.append(s)
+                    inner = i2 < na and j2 < nb and inside[i, j] and inside[i2, j2]
+                    if inner and rng.random() < 0.9:
+                        s = _crack_line(rng, nodes[i, j], nodes[i2, j2], w * 0.8, cell * 0.1)
+                        shape.strokes.append(s)
         shape.blobs = [Blob(patch * 0.95, "weathered", (0, 0, 0))]
     pts = np.concatenate([s.points for s in shape.strokes] + [b.polygon for b in shape.blobs])
     pad = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]]) * (w * 0.7)
@@ -134,16 +136,34 @@ def _cracks(cls: str, length: float, width: float, rng: Generator) -> Shape:
 def _pothole(length: float, width: float, rng: Generator) -> Shape:
     hole = _radial_polygon(rng, length / 2 * 0.82, width / 2 * 0.82, 48, 0.45)
     rim = hole * 1.18 + rng.normal(0.0, 0.015, hole.shape)
-    shape = Shape("pothole", blobs=[Blob(rim, "rim", (95, 92, 88)), Blob(hole, "hole", (38, 36, 34))])
+    shape = Shape(
+        "pothole", blobs=[Blob(rim, "rim", (128, 122, 114)), Blob(hole, "hole", (40, 37, 34))]
+    )
     shape.outline = geom.convex_hull(rim)
     return shape
 
 
-_BAG_COLORS = [(20, 20, 22), (28, 30, 34), (35, 70, 150), (40, 120, 60), (225, 225, 220),
-               (200, 60, 50), (210, 190, 60), (240, 240, 240), (60, 60, 65), (120, 160, 200)]
+_BAG_COLORS = [
+    (20, 20, 22),
+    (28, 30, 34),
+    (35, 70, 150),
+    (40, 120, 60),
+    (225, 225, 220),
+    (200, 60, 50),
+    (210, 190, 60),
+    (240, 240, 240),
+    (60, 60, 65),
+    (120, 160, 200),
+]
 _BOX_COLORS = [(170, 130, 85), (190, 150, 100), (150, 110, 70), (215, 205, 185)]
-_RUBBLE_COLORS = [(150, 145, 138), (170, 165, 155), (130, 110, 95), (165, 85, 60), (185, 180, 170),
-                  (120, 115, 110)]
+_RUBBLE_COLORS = [
+    (150, 145, 138),
+    (170, 165, 155),
+    (130, 110, 95),
+    (165, 85, 60),
+    (185, 180, 170),
+    (120, 115, 110),
+]
 
 
 def _garbage(length: float, width: float, rng: Generator) -> Shape:
@@ -165,7 +185,11 @@ def _garbage(length: float, width: float, rng: Generator) -> Shape:
             color, height = _BOX_COLORS[int(rng.integers(len(_BOX_COLORS)))], 0.3
         else:  # a mattress, board or piece of furniture
             poly = geom.rect(rng.uniform(0.8, 1.8), rng.uniform(0.5, 0.9))
-            color = (int(rng.integers(120, 220)), int(rng.integers(100, 200)), int(rng.integers(80, 190)))
+            color = (
+                int(rng.integers(120, 220)),
+                int(rng.integers(100, 200)),
+                int(rng.integers(80, 190)),
+            )
             height = 0.25
         rot = geom.local_to_world(poly, (0.0, 0.0), float(rng.uniform(0, 360)))
         shape.blobs.append(Blob(rot + c, str(kind), color, height))
@@ -179,7 +203,9 @@ def _rubble(length: float, width: float, rng: Generator) -> Shape:
     shape.blobs.append(Blob(heap, "heap", (128, 118, 104), min(length, width) * 0.22))
     count = int(np.clip(length * width * 3.0, 20, 140))
     for _ in range(count):
-        c = np.array([rng.uniform(-0.5, 0.5) * length * 0.85, rng.uniform(-0.5, 0.5) * width * 0.85])
+        c = np.array(
+            [rng.uniform(-0.5, 0.5) * length * 0.85, rng.uniform(-0.5, 0.5) * width * 0.85]
+        )
         if not geom.point_in_polygon(c[None], heap * 0.95)[0]:
             continue
         r = rng.uniform(0.08, 0.35)

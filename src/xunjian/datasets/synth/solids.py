@@ -22,7 +22,7 @@ from xunjian.datasets.synth.geom import F64
 from xunjian.datasets.synth.ground import GroundTexture, shadow_offset, sun_vector, texel_of
 from xunjian.datasets.synth.textures import F32, U8
 from xunjian.datasets.synth.view import View, clip_near
-from xunjian.datasets.synth.world import Building, Target
+from xunjian.datasets.synth.world import Building, Target, World
 
 _SHIFT = 4
 
@@ -57,8 +57,16 @@ def _wall_shade(normal_en: F64, sun: F64, elevation_deg: float) -> float:
     return 0.58 + 0.55 * lit
 
 
-def _walls(view: View, foot: F64, z0: float, z1: float, textures: list[U8], texel: float,
-           sun: F64, elev: float) -> list[Face]:  # fmt: skip
+def _walls(
+    view: View,
+    foot: F64,
+    z0: float,
+    z1: float,
+    textures: list[U8],
+    texel: float,
+    sun: F64,
+    elev: float,
+) -> list[Face]:
     cam_en = np.array(view.camera_en)
     faces = []
     for i in range(len(foot)):
@@ -85,21 +93,38 @@ def _walls(view: View, foot: F64, z0: float, z1: float, textures: list[U8], texe
     return faces
 
 
-def _level_for(view: View, point: F64, ground: GroundTexture) -> int:
+def _level_for(view: View, point: F64) -> int:
     dist = float(np.linalg.norm(view.to_camera(point[None])[0]))
     gsd = view.gsd_at(max(dist, 0.1))
     return int(np.clip(math.floor(math.log2(max(gsd / texel_of(0), 1.0))), 0, 8))
 
 
-def building_solid(b: Building, view: View, ground: GroundTexture) -> Solid:
+def _sun(ground: GroundTexture | None) -> tuple[F64, float]:
+    if ground is None:  # geometry only: lighting does not matter
+        return np.zeros(2), 90.0
+    return sun_vector(ground.world), ground.world.sun_elevation_deg
+
+
+def building_solid(b: Building, view: View, ground: GroundTexture | None) -> Solid:
+    """A building as a box; ``ground`` None gives geometry only (no textures)."""
     foot = geom.as_points(b.footprint)
-    sun, elev = sun_vector(ground.world), ground.world.sun_elevation_deg
-    walls = [facades.facade(b.facade, max(1, round(float(np.hypot(*(foot[(i + 1) % 4] - foot[i]))))),
-                            max(3, round(b.height_m)))
-             for i in range(len(foot))]  # fmt: skip
+    sun, elev = _sun(ground)
+    walls = [
+        facades.facade(
+            b.facade,
+            max(1, round(float(np.hypot(*(foot[(i + 1) % 4] - foot[i]))))),
+            max(3, round(b.height_m)),
+        )
+        for i in range(len(foot))
+    ]
     faces = _walls(view, foot, 0.0, b.height_m, walls, facades.FACADE_TEXEL_M, sun, elev)
-    if view.pose.height_m > b.height_m:
-        level = _level_for(view, np.array([*foot.mean(axis=0), b.height_m]), ground)
+    roof = np.column_stack([foot, np.full(len(foot), b.height_m)])
+    if ground is None:
+        if view.pose.height_m > b.height_m:
+            faces.append(Face(poly=roof))
+        return Solid(b.id, faces, _prism(foot, 0.0, b.height_m))
+    if view.pose.height_m > b.height_m and _in_image(view, roof):
+        level = _level_for(view, np.array([*foot.mean(axis=0), b.height_m]))
         e0, n0, e1, n1 = geom.bbox(foot)
         mosaic, m = ground.mosaic(level, e0, n0, e1, n1)
         t = texel_of(level)
@@ -107,7 +132,7 @@ def building_solid(b: Building, view: View, ground: GroundTexture) -> Solid:
         origin = inv @ np.array([0.0, 0.0, 1.0])
         faces.append(
             Face(
-                poly=np.column_stack([foot, np.full(len(foot), b.height_m)]),
+                poly=roof,
                 texture=mosaic,
                 origin=np.array([origin[0], origin[1], b.height_m]),
                 u=np.array([t, 0.0, 0.0]),
@@ -117,15 +142,30 @@ def building_solid(b: Building, view: View, ground: GroundTexture) -> Solid:
     return Solid(b.id, faces, _prism(foot, 0.0, b.height_m))
 
 
-def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture) -> Solid:
+def _in_image(view: View, poly: F64) -> bool:
+    uv = view.project_polygon(poly)
+    if len(uv) < 3:
+        return False
+    return bool(
+        uv[:, 0].max() >= 0
+        and uv[:, 0].min() <= view.k.width
+        and uv[:, 1].max() >= 0
+        and uv[:, 1].min() <= view.k.height
+    )
+
+
+def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture | None) -> Solid:
+    """A truck as two boxes (cab, loaded body); ``ground`` None gives geometry only."""
     center, heading = target.placement_at(t_s)
     c = np.array(center)
     fwd, right = geom.heading_vectors(heading)
     half_l, half_w = target.length_m / 2, target.width_m / 2
     cab_len = shapes.TRUCK_CAB_M
     body_len = target.length_m - cab_len - 0.3
-    paint = shapes.build(target.cls, target.length_m, target.width_m, target.look_seed).blobs[0].color
-    sun, elev = sun_vector(ground.world), ground.world.sun_elevation_deg
+    paint = (
+        shapes.build(target.cls, target.length_m, target.width_m, target.look_seed).blobs[0].color
+    )
+    sun, elev = _sun(ground)
     h_cab, h_body = shapes.TRUCK_CAB_HEIGHT_M, target.height_m
     t = facades.TRUCK_TEXEL_M
 
@@ -141,9 +181,20 @@ def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture) -
     # CCW footprint edges: back, right side, front, left side (the left mirrored).
     body = foot(-half_l, -half_l + body_len, half_w)
     cab = foot(half_l - cab_len, half_l, half_w * 0.96)
-    faces = _walls(view, body, 0.0, h_body, [body_back, body_side, plain, body_side[:, ::-1]], t, sun, elev)
-    faces += _walls(view, cab, 0.0, h_cab, [plain, cab_side, cab_front, cab_side[:, ::-1]], t, sun, elev)
-    level = _level_for(view, np.array([*c, h_body]), ground)
+    faces = _walls(
+        view, body, 0.0, h_body, [body_back, body_side, plain, body_side[:, ::-1]], t, sun, elev
+    )
+    faces += _walls(
+        view, cab, 0.0, h_cab, [plain, cab_side, cab_front, cab_side[:, ::-1]], t, sun, elev
+    )
+    outline = foot(-half_l, half_l, half_w)
+    if ground is None:
+        faces += [
+            Face(poly=np.column_stack([top, np.full(4, z)]))
+            for top, z in ((body, h_body), (cab, h_cab))
+        ]
+        return Solid(target.id, faces, _prism(outline, 0.0, h_body))
+    level = _level_for(view, np.array([*c, h_body]))
     spr = ground.sprite(target, level)
     rgb = np.clip(spr.rgba[..., :3], 0, 255).astype(np.uint8)
     ts = spr.texel
@@ -159,8 +210,35 @@ def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture) -
                     v=np.array([*(right * ts), 0.0]),
                 )
             )
-    outline = foot(-half_l, half_l, half_w)
     return Solid(target.id, faces, _prism(outline, 0.0, h_body))
+
+
+def in_view(
+    world: World,
+    view: View,
+    t_s: float,
+    footprint: F64,
+    max_range_m: float,
+    ground: GroundTexture | None,
+) -> list[Solid]:
+    """Buildings and trucks near the frame's ground ``footprint`` (world E, N), as solids."""
+    if len(footprint) == 0:
+        return []
+    # Tall things lean outwards in the image: widen the search by what can lean in.
+    e0, n0, e1, n1 = geom.bbox(footprint)
+    margin = 50.0
+    out: list[Solid] = []
+    for b in world.buildings:
+        c = np.mean(b.footprint, axis=0)
+        near = e0 - margin <= c[0] <= e1 + margin and n0 - margin <= c[1] <= n1 + margin
+        if near and view.ground_distance(c[None])[0] <= max_range_m + 40.0:
+            out.append(building_solid(b, view, ground))
+    for t in world.targets:
+        if t.is_truck:
+            (ce, cn), _ = t.placement_at(t_s)
+            if e0 - 15 <= ce <= e1 + 15 and n0 - 15 <= cn <= n1 + 15:
+                out.append(truck_solid(t, t_s, view, ground))
+    return out
 
 
 def truck_shadow(target: Target, t_s: float, ground: GroundTexture) -> F64:
@@ -175,7 +253,7 @@ def _cam_vec(view: View, vec: F64) -> F64:
     return out
 
 
-def draw(view: View, solids: list[Solid], zbuf: F32, idbuf: np.ndarray, img: F32 | None) -> None:
+def draw(view: View, solids: list[Solid], zbuf: F32, idbuf: np.ndarray, img: U8 | None) -> None:
     """Draws ``solids`` into ``img`` (may be None: geometry only) where nearer than ``zbuf``.
 
     ``idbuf`` receives the index of the solid shown at each pixel.
@@ -194,8 +272,13 @@ def draw(view: View, solids: list[Solid], zbuf: F32, idbuf: np.ndarray, img: F32
             if x1 <= x0 or y1 <= y0:
                 continue
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [np.round((uv - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)], 1,
-                         cv2.LINE_8, _SHIFT)  # fmt: skip
+            cv2.fillPoly(
+                mask,
+                [np.round((uv - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)],
+                1,
+                cv2.LINE_8,
+                _SHIFT,
+            )
             normal = np.cross(cam[1] - cam[0], cam[2] - cam[0])
             normal /= max(float(np.linalg.norm(normal)), 1e-12)
             dist = float(normal @ cam[0])
@@ -213,9 +296,21 @@ def draw(view: View, solids: list[Solid], zbuf: F32, idbuf: np.ndarray, img: F32
             if img is None or face.texture is None:
                 continue
             assert face.origin is not None and face.u is not None and face.v is not None
-            cols = np.column_stack([_cam_vec(view, face.u), _cam_vec(view, face.v), view.to_camera(face.origin[None])[0]])
+            cols = np.column_stack(
+                [
+                    _cam_vec(view, face.u),
+                    _cam_vec(view, face.v),
+                    view.to_camera(face.origin[None])[0],
+                ]
+            )
             hom = view.kmat @ cols
             shift = np.array([[1.0, 0.0, -x0 - 0.5], [0.0, 1.0, -y0 - 0.5], [0.0, 0.0, 1.0]])
-            part = cv2.warpPerspective(face.texture, shift @ hom, (x1 - x0, y1 - y0),
-                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-            img[y0:y1, x0:x1][vis] = part[vis].astype(np.float32) * face.shade
+            part = cv2.warpPerspective(
+                face.texture,
+                shift @ hom,
+                (x1 - x0, y1 - y0),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            shaded = part[vis].astype(np.float32) * face.shade
+            img[y0:y1, x0:x1][vis] = np.clip(shaded, 0, 255).astype(np.uint8)

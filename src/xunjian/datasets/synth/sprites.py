@@ -41,8 +41,10 @@ class Sprite:
             return self
         h, w = self.rgba.shape[:2]
         size = (max(1, round(w / factor)), max(1, round(h / factor)))
-        small = cv2.resize(self.rgba, size, interpolation=cv2.INTER_AREA)
-        return Sprite(small.reshape(size[1], size[0], 4), self.a0, self.b0, self.texel * w / size[0])
+        small = np.asarray(cv2.resize(self.rgba, size, interpolation=cv2.INTER_AREA), np.float32)
+        return Sprite(
+            small.reshape(size[1], size[0], 4), self.a0, self.b0, self.texel * w / size[0]
+        )
 
 
 Region = tuple[slice, slice]
@@ -57,7 +59,9 @@ class _Canvas:
         self.all: Region = (slice(0, self.h), slice(0, self.w))
 
     def px(self, pts: F64) -> F64:
-        return np.column_stack([(pts[:, 0] - self.a0) / self.t - 0.5, (pts[:, 1] - self.b0) / self.t - 0.5])
+        return np.column_stack(
+            [(pts[:, 0] - self.a0) / self.t - 0.5, (pts[:, 1] - self.b0) / self.t - 0.5]
+        )
 
     def region(self, polys: list[F64], blur: float = 0.0) -> tuple[Region, F32]:
         """The coverage of ``polys`` (0…1), cropped to where it is non-zero."""
@@ -75,7 +79,7 @@ class _Canvas:
             cv2.fillPoly(m, [q], 255, cv2.LINE_AA, _SHIFT)
         out: F32 = m.astype(np.float32) / 255.0
         if blur > 0 and out.size:
-            out = cv2.GaussianBlur(out, (0, 0), blur)
+            out = np.asarray(cv2.GaussianBlur(out, (0, 0), blur), np.float32)
         return sl, out
 
     def mask(self, polys: list[F64], blur: float = 0.0) -> F32:
@@ -135,21 +139,24 @@ def _shade(canvas: _Canvas, blob: Blob, sun: F64, strength: float, sl: Region) -
 
 
 def _crack(canvas: _Canvas, shape: Shape, rng: np.random.Generator) -> None:
-    for blob in shape.blobs:  # alligator: the weathered, greyer patch under the mesh
-        canvas.over((78.0, 77.0, 74.0), canvas.mask([blob.polygon], 3.0) * 0.35)
+    for blob in shape.blobs:  # alligator: a sunken, darker patch under the mesh
+        canvas.over((62.0, 61.0, 59.0), canvas.mask([blob.polygon], 3.0) * 0.45)
     halo = np.zeros((canvas.h, canvas.w), np.float32)
     core = np.zeros_like(halo)
     for s in shape.strokes:
-        halo = np.maximum(halo, canvas.lines(s.points, s.width_m * 2.6))
+        halo = np.maximum(halo, canvas.lines(s.points, s.width_m * 3.0))
         core = np.maximum(core, canvas.lines(s.points, s.width_m))
-    canvas.over((58.0, 56.0, 54.0), halo * 0.35)
-    canvas.over((20.0, 18.0, 17.0), core * 0.93 * (1 + canvas.noise(rng, 3.0, 0.08)))
+    canvas.over((46.0, 44.0, 42.0), halo * 0.5)  # spalled, dirty edges
+    canvas.over((14.0, 13.0, 12.0), np.clip(core * (1 + canvas.noise(rng, 3.0, 0.1)), 0, 1))
 
 
-def _pothole(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator) -> None:
+def _pothole(
+    canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator
+) -> None:
     rim, hole = shape.blobs
-    rim_mask = canvas.mask([rim.polygon])
-    canvas.over(np.array(rim.color, np.float32) * (1 + canvas.noise(rng, 1.0, 0.12))[..., None], rim_mask)
+    rim_mask = canvas.mask([rim.polygon], 1.0)
+    broken = (1 + canvas.noise(rng, 1.0, 0.15) + canvas.noise(rng, 5.0, 0.1))[..., None]
+    canvas.over(np.array(rim.color, np.float32) * broken, rim_mask)
     hole_mask = canvas.mask([hole.polygon])
     grit = canvas.noise(rng, 0.8, 0.22) + canvas.noise(rng, 4.0, 0.1)
     canvas.over(np.array(hole.color, np.float32) * (1 + grit)[..., None], hole_mask)
@@ -157,7 +164,9 @@ def _pothole(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.rando
     canvas.darken(np.clip(hole_mask - lit, 0, 1), 0.55)
 
 
-def _garbage(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator) -> None:
+def _garbage(
+    canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator
+) -> None:
     base, *items = shape.blobs
     dirt = np.array(base.color, np.float32) * (1 + canvas.noise(rng, 2.0, 0.15))[..., None]
     canvas.over(dirt, canvas.mask([base.polygon], 2.0) * 0.5)
@@ -201,7 +210,9 @@ def _rubble(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random
         canvas.darken(cast * m[sl], 0.35, sl)
         sl, cm = canvas.region([blob.polygon])
         tone = float(rng.uniform(0.75, 1.2))
-        canvas.over(np.array(blob.color, np.float32) * tone * (0.55 + 0.6 * shade[sl])[..., None], cm, sl)
+        canvas.over(
+            np.array(blob.color, np.float32) * tone * (0.55 + 0.6 * shade[sl])[..., None], cm, sl
+        )
 
 
 def _truck_top(canvas: _Canvas, shape: Shape, sun: F64, rng: np.random.Generator) -> None:
@@ -232,8 +243,11 @@ def _truck_top(canvas: _Canvas, shape: Shape, sun: F64, rng: np.random.Generator
         canvas.over(np.clip(col * shade[..., None], 0, 255), inner)
 
 
-def render(shape: Shape, texel: float, sun_local: F64, sun_elev_deg: float, look_seed: int) -> Sprite:
-    """The sprite of ``shape`` at ``texel`` metres, lit by a sun in local direction ``sun_local``."""
+def render(
+    shape: Shape, texel: float, sun_local: F64, sun_elev_deg: float, look_seed: int
+) -> Sprite:
+    """The sprite of ``shape`` at ``texel`` metres, lit by a sun in local direction
+    ``sun_local``."""
     elev = math.radians(sun_elev_deg)
     pts = [shape.outline] + [b.polygon for b in shape.blobs] + [s.points for s in shape.strokes]
     allp = np.concatenate(pts)

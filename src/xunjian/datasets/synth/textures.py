@@ -26,9 +26,21 @@ U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
 
 MATERIALS = (
-    "background", "asphalt", "asphalt_main", "patch", "sidewalk", "plaza", "green", "lot",
-    "swept", "roof_concrete", "roof_tile", "roof_metal", "roof_green", "canopy",
-)  # fmt: skip
+    "background",
+    "asphalt",
+    "asphalt_main",
+    "patch",
+    "sidewalk",
+    "plaza",
+    "green",
+    "lot",
+    "swept",
+    "roof_concrete",
+    "roof_tile",
+    "roof_metal",
+    "roof_green",
+    "canopy",
+)
 MATERIAL_INDEX = {m: i for i, m in enumerate(MATERIALS)}
 
 
@@ -56,7 +68,8 @@ def _colorize(base: tuple[int, int, int], shade: F32, tint: F32 | None = None) -
     rgb = np.array(base, np.float32)[None, None, :] + shade[..., None]
     if tint is not None:
         rgb += tint[..., None] * np.array([-0.4, 0.6, -0.5], np.float32)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    out: U8 = np.clip(rgb, 0, 255).astype(np.uint8)
+    return out
 
 
 def _speckles(rng: Generator, size: int, fraction: float, amp: float) -> F32:
@@ -72,7 +85,8 @@ def _pavers(rng: Generator, size: int, w: int, h: int, bond: bool, joint: float)
     per_cell = rng.normal(0.0, 7.0, 1000 * (size // h + 1) + size // w + 2)
     shade = per_cell[cell_id % len(per_cell)].astype(np.float32)
     joints = ((rows % h) == 0) | (((cols + shift) % w) == 0)
-    return shade - joint * joints.astype(np.float32)
+    out: F32 = shade - joint * joints.astype(np.float32)
+    return out
 
 
 def _stripes(size: int, period: int, amp: float) -> F32:
@@ -87,8 +101,9 @@ def material_texture(name: str, seed: int, level: int = 0) -> U8:
     if level > 0:
         src = material_texture(name, seed, 0)
         size = max(1, PERIOD_PX >> level)
-        out: U8 = cv2.resize(src, (size, size), interpolation=cv2.INTER_AREA)
-        return out.reshape(size, size, 3)
+        small = cv2.resize(src, (size, size), interpolation=cv2.INTER_AREA)
+        out: U8 = np.asarray(small, np.uint8).reshape(size, size, 3)
+        return out
     rng = Generator(PCG64([seed, 101, MATERIAL_INDEX[name]]))
     n = PERIOD_PX
     if name in ("asphalt", "asphalt_main", "patch"):
@@ -149,8 +164,8 @@ class NoiseFields:
         self.fields: list[F32] = []
         for sigma in (9.0, 2.5):
             white = rng.standard_normal((n, n)).astype(np.float32)
-            f = cv2.GaussianBlur(white, (0, 0), sigma)
-            self.fields.append(f / max(float(f.std()), 1e-6))
+            f = np.asarray(cv2.GaussianBlur(white, (0, 0), sigma), np.float32)
+            self.fields.append(f / np.float32(max(float(f.std()), 1e-6)))
 
     def sample(self, index: int, e0: float, n1: float, texel: float, rows: int, cols: int) -> F32:
         """Field ``index`` on a grid whose pixel centres are (e0 + (c+½)t, n1 − (r+½)t)."""
@@ -162,11 +177,12 @@ class NoiseFields:
             ],
             np.float64,
         )
-        out: F32 = cv2.warpAffine(
+        warped = cv2.warpAffine(
             self.fields[index],
             m,
             (cols, rows),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REFLECT,
         )
+        out: F32 = np.asarray(warped, np.float32)
         return out

@@ -45,7 +45,7 @@ class View:
             pose=pose,
             k=k,
             world_to_cam_en=a,
-            cam_to_world_en=np.linalg.inv(a),
+            cam_to_world_en=np.asarray(np.linalg.inv(a), np.float64),
             rot=camera.camera_rotation(pose),
             kmat=camera.intrinsic_matrix(k),
             camera_en=(float(e), float(n)),
@@ -55,8 +55,15 @@ class View:
         """The same view for an image ``factor`` times the size (for low-resolution passes)."""
         w, h = max(1, round(self.k.width * factor)), max(1, round(self.k.height * factor))
         k = self.k.scaled_to(w, h)
-        return View(self.pose, k, self.world_to_cam_en, self.cam_to_world_en, self.rot,
-                    camera.intrinsic_matrix(k), self.camera_en)  # fmt: skip
+        return View(
+            self.pose,
+            k,
+            self.world_to_cam_en,
+            self.cam_to_world_en,
+            self.rot,
+            camera.intrinsic_matrix(k),
+            self.camera_en,
+        )
 
     def ground_homography(self, plane_height_m: float = 0.0) -> F64:
         """3×3: world (E, N, 1) on a horizontal plane that high → pixel (homogeneous)."""
@@ -76,7 +83,10 @@ class View:
         """Camera coordinates (N, 3), all in front → pixels (N, 2)."""
         z = cam[:, 2:3]
         out: F64 = np.column_stack(
-            [self.k.fx * cam[:, 0] / z[:, 0] + self.k.cx, self.k.fy * cam[:, 1] / z[:, 0] + self.k.cy]
+            [
+                self.k.fx * cam[:, 0] / z[:, 0] + self.k.cx,
+                self.k.fy * cam[:, 1] / z[:, 0] + self.k.cy,
+            ]
         )
         return out
 

@@ -174,8 +174,8 @@ class World:
         *,
         anchor: tuple[float, float] = DEFAULT_ANCHOR,
         size_m: float = 600.0,
-        per_class: int = 4,
-        focus_m: float = 130.0,
+        per_class: int = 3,
+        focus_m: float = 70.0,
         ground_alt_m: float = DEFAULT_GROUND_ALT_M,
         epoch: str = DEFAULT_EPOCH,
     ) -> World:
@@ -265,18 +265,31 @@ class World:
             Building(**{**b, "footprint": pts(b["footprint"])}) for b in d["buildings"]
         )
         d["areas"] = tuple(Area(**{**a, "polygon": pts(a["polygon"])}) for a in d["areas"])
-        d["trees"] = tuple(Tree(center=tuple(t["center"]), radius_m=t["radius_m"]) for t in d["trees"])
+        d["trees"] = tuple(
+            Tree(center=tuple(t["center"]), radius_m=t["radius_m"]) for t in d["trees"]
+        )
         targets = []
         for t in d["targets"]:
             route = t.get("route")
             if route is not None:
                 route = Route(**{**route, "path": pts(route["path"])})
             targets.append(
-                Target(**{**t, "center": tuple(t["center"]), "outline": pts(t["outline"]), "route": route})
+                Target(
+                    **{
+                        **t,
+                        "center": tuple(t["center"]),
+                        "outline": pts(t["outline"]),
+                        "route": route,
+                    }
+                )
             )
         d["targets"] = tuple(targets)
         if d.get("changes") is not None:
-            d["changes"] = Changes(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["changes"].items()})
+            c = d["changes"]
+            d["changes"] = Changes(
+                previous_day=int(c["previous_day"]),
+                **{k: tuple(v) for k, v in c.items() if k != "previous_day"},
+            )
         return cls(**d)
 
     @classmethod
