@@ -65,11 +65,16 @@ def import_command(
     fmt: FormatOption = "auto",
     mapping: MappingOption = None,
     to: Annotated[str, typer.Option(help="yolo (detect), coco or voc")] = "yolo",
-    copy: Annotated[bool, typer.Option(help="copy images instead of linking them")] = False,
+    link: Annotated[
+        bool,
+        typer.Option(
+            help="hard-link unchanged images instead of copying (training may rewrite them)"
+        ),
+    ] = False,
 ) -> None:
     """Read a dataset, map its classes, validate it and write a normalised copy."""
     dataset, mapped = _load(src, fmt, mapping)
-    _write(dataset, out, to, copy)
+    _write(dataset, out, to, link)
     report = _report(dataset, mapped)
     (out / "import-report.json").write_text(
         json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8"
@@ -84,11 +89,16 @@ def export_command(
     out: Annotated[Path, typer.Option(help="folder to write into")],
     to: Annotated[str, typer.Option(help="yolo (detect), coco or voc")] = "coco",
     fmt: FormatOption = "auto",
-    copy: Annotated[bool, typer.Option(help="copy images instead of linking them")] = False,
+    link: Annotated[
+        bool,
+        typer.Option(
+            help="hard-link unchanged images instead of copying (training may rewrite them)"
+        ),
+    ] = False,
 ) -> None:
     """Convert a dataset to another format, class names unchanged."""
     dataset, _ = _load(src, fmt, None)
-    _write(dataset, out, to, copy)
+    _write(dataset, out, to, link)
     report = _report(dataset, None)
     _print_table(report, src)
     _exit_on_errors(report)
@@ -127,6 +137,12 @@ def build_command(
     ] = Path("../shared/data"),
     resize: Annotated[str, typer.Option(help="none, fit or tile large images")] = "none",
     val_fraction: Annotated[float, typer.Option(help="val share of unsplit sources")] = 0.2,
+    link: Annotated[
+        bool,
+        typer.Option(
+            help="hard-link unchanged images instead of copying (training may rewrite them)"
+        ),
+    ] = False,
 ) -> None:
     """Write one detector's YOLO training set (val real where real data exists)."""
     from rich.table import Table
@@ -141,7 +157,9 @@ def build_command(
     if resize not in RESIZE_MODES:
         raise fail(f"--resize {resize!r}; expected one of {', '.join(RESIZE_MODES)}")
     mode = cast("ResizeMode", resize)
-    options = BuildOptions(imgsz=imgsz, seed=seed, val_fraction=val_fraction, resize=mode)
+    options = BuildOptions(
+        imgsz=imgsz, seed=seed, val_fraction=val_fraction, resize=mode, link=link
+    )
     try:
         result = build_training_set(
             detector, out, data_root=data_root, synthetic=synthetic or [], options=options
@@ -162,12 +180,12 @@ def build_command(
     typer.echo(str(result.data_yaml))
 
 
-def _write(dataset: Dataset, out: Path, to: str, copy: bool) -> None:
+def _write(dataset: Dataset, out: Path, to: str, link: bool) -> None:
     from xunjian.datasets.formats import export_dataset
     from xunjian.errors import XunjianError
 
     try:
-        export_dataset(dataset, out, to, link=not copy)
+        export_dataset(dataset, out, to, link=link)
     except XunjianError as error:
         raise fail(error) from None
 

@@ -65,6 +65,8 @@ class BuildOptions:
     seed: int = 0
     val_fraction: float = 0.2
     resize: ResizeMode = "none"
+    # Copy by default: a trainer that rewrites a bad JPEG in place must never reach the source.
+    link: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,7 @@ def build_training_set(
         "imgsz": options.imgsz,
         "resize": options.resize,
         "val_fraction": options.val_fraction,
+        "linked": options.link,
         "xunjian_version": __version__,
         "sources": [],
         "notes": [],
@@ -240,7 +243,7 @@ def build_training_set(
     _prepare_out(out)
     derived, origins = derive_images(everything, out / "derived", options.imgsz, options.resize)
     derived = replace(derived, class_names=classes)
-    data_yaml = export_yolo(derived, out, names=classes)
+    data_yaml = export_yolo(derived, out, names=classes, link=options.link)
     _drop_derived_copies(out, derived)
     synthetic_sources = {s["name"] for s in manifest["sources"] if s["role"] == "synthetic"}
     manifest["splits"] = _split_counts(derived, classes, synthetic_sources)

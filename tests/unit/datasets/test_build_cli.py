@@ -34,6 +34,9 @@ def test_build_spoil_truck_from_synthetic_only(tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("data.yaml")
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest["val_is_real"] is False and manifest["seed"] == 1
+    assert manifest["linked"] is False
+    first = out / manifest["files"][0]["file"]
+    assert not first.is_symlink() and first.stat().st_nlink == 1
     assert "no real validation data" in text(result)
 
 

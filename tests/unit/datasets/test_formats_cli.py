@@ -55,7 +55,7 @@ def test_import_of_broken_data_writes_the_rest_and_exits_one(tmp_path: Path) -> 
     root = write_yolo(tmp_path / "set", names=["D00", "D10", "D40", "D43"])
     break_yolo(root)
     out = tmp_path / "out"
-    result = run("import", str(root), "--out", str(out), "--to", "coco", "--copy")
+    result = run("import", str(root), "--out", str(out), "--to", "coco")
     assert result.exit_code == 1
     data = json.loads((out / "annotations" / "instances_train.json").read_text("utf-8"))
     assert len(data["images"]) == len(SAMPLES) + 5  # broken-but-kept images included

@@ -7,6 +7,8 @@ and what the renderer drew must lie where the truth says.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from tests.unit.datasets.synth_fixtures import world
 from xunjian.core import camera
 from xunjian.core.records import CameraPose
 from xunjian.datasets.synth import geom
+from xunjian.datasets.synth import truth as truth_module
 from xunjian.datasets.synth.plans import CAMERAS, plan_vehicle_run
 from xunjian.datasets.synth.render import Renderer
 from xunjian.datasets.synth.truth import frame_truth
@@ -115,11 +118,15 @@ def test_rendered_targets_lie_in_their_boxes(case: str) -> None:
         b = without.render(pose, K, 30.0)
         diff = _changed(a, b)
         allowed = np.zeros_like(diff)
-        truth = frame_truth(w, view, 30.0)
-        for v in truth:
-            x0, y0, x1, y1 = v.box_full
+        for t in w.targets:  # listed or not (mostly outside the image), with their shadows
+            hull = truth_module._hull_px(view, t, 30.0)
+            if len(hull) < 3:
+                continue
+            x0, y0 = np.clip(hull.min(axis=0), -1e4, 1e4)
+            x1, y1 = np.clip(hull.max(axis=0), -1e4, 1e4)
             m = 0.7 * max(x1 - x0, y1 - y0) + 4  # shadows fall beside what casts them
-            allowed[max(0, int(y0 - m)) : int(y1 + m) + 1, max(0, int(x0 - m)) : int(x1 + m) + 1] = 1
+            allowed[max(0, int(y0 - m)) : max(0, int(y1 + m) + 1), max(0, int(x0 - m)) : max(0, int(x1 + m) + 1)] = 1
+        for v in frame_truth(w, view, 30.0):
             x0, y0, x1, y1 = v.box
             if v.occluded or v.cls.endswith(("longitudinal_crack", "transverse_crack")):
                 continue
@@ -151,14 +158,16 @@ def test_occlusion_by_a_truck_is_reported() -> None:
     fwd, right = geom.heading_vectors(truck.heading_deg)
     c = np.array(truck.center)
     pothole = next(t for t in w.targets if t.cls == "pothole")
-    from dataclasses import replace
-
     behind = replace(pothole, id="T9999", center=tuple(c + fwd * (truck.length_m / 2 + 1.0)))
     cam = c - fwd * (truck.length_m / 2 + 6.0)
     lat, lon = w.to_latlon(cam[None])[0]
     pose = CameraPose(float(lat), float(lon), 1.6, truck.heading_deg, -8.0)
     w2 = w.with_targets((*w.targets, behind))
-    found = {v.id: v for v in frame_truth(w2, View.of(w2, pose, K), 0.0)}
+    big = CAMERAS["small"].intrinsics()  # the pothole, seen edge-on, needs a few pixels
+    found = {v.id: v for v in frame_truth(w2, View.of(w2, pose, big), 0.0)}
     assert truck.id in found and not found[truck.id].occluded
-    if "T9999" in found:
-        assert found["T9999"].occluded and found["T9999"].visible_fraction < 0.5
+    assert found["T9999"].occluded and found["T9999"].visible_fraction < 0.5
+    # Without the truck in the way, the same pothole is in plain view.
+    w3 = w.with_targets((*[t for t in w.targets if t.id != truck.id], behind))
+    again = {v.id: v for v in frame_truth(w3, View.of(w3, pose, big), 0.0)}
+    assert not again["T9999"].occluded and again["T9999"].visible_fraction > 0.9

@@ -91,6 +91,13 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
+def _ms(moment: datetime) -> datetime:
+    """Rounded to the millisecond, as cameras record it (EXIF SubSecTime)."""
+    return moment.replace(microsecond=round(moment.microsecond / 1000) * 1000 % 1_000_000) + (
+        timedelta(seconds=1) if round(moment.microsecond / 1000) == 1000 else timedelta(0)
+    )
+
+
 def _extent(cam: CameraModel, height_m: float, pitch_deg: float) -> tuple[float, float]:
     """Ground extent (along the view direction, across it) of one photo, clipped at 4 h."""
     fp = camera.footprint_enu(CameraPose(0.0, 0.0, height_m, 0.0, pitch_deg), cam.intrinsics())
@@ -152,7 +159,7 @@ def plan_survey(
                 ShotPlan(
                     f"DJI_{len(plans) + 1:04d}.jpg",
                     pose,
-                    moment,
+                    _ms(moment),
                     cam,
                     Platform.DRONE,
                     _wrap(course),
@@ -178,7 +185,7 @@ def plan_from_poses(
         ShotPlan(
             f"{prefix}_{i + 1:04d}.jpg",
             p,
-            moment + timedelta(seconds=i * interval_s),
+            _ms(moment + timedelta(seconds=i * interval_s)),
             cam,
             platform,
             p.yaw_deg,
@@ -245,7 +252,7 @@ def plan_vehicle_run(
             abs_alt_m=world.ground_alt_m + height_m,
             sigma_xy_m=2.0,
         )
-        when = moment + timedelta(seconds=float(s - start_m) / speed_mps)
+        when = _ms(moment + timedelta(seconds=float(s - start_m) / speed_mps))
         plans.append(
             ShotPlan(f"CAM_{i + 1:04d}.jpg", pose, when, cam, Platform.VEHICLE, _wrap(heading))
         )
