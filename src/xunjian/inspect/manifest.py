@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xunjian.errors import InputError
+from xunjian.errors import InputError, UnsafeKeyError
+from xunjian.storage.keys import validate_key
 
 MANIFEST_VERSION = 1
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -110,6 +111,10 @@ class Manifest:
             raise InputError(f"expected platform drone or vehicle, got {platform!r}", source=source)
         prefix = raw_prefix(batch_id)
         for entry in files:
+            try:
+                validate_key(entry.key)
+            except UnsafeKeyError as exc:
+                raise InputError(exc.reason, source=source) from None
             if not entry.key.startswith(prefix):
                 raise InputError(f"file key {entry.key!r} is outside {prefix!r}", source=source)
         return cls(batch_id, platform, files, rejected, dict(doc.get("meta") or {}), version)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from xunjian.errors import InputError, UnsafeKeyError
+from xunjian.errors import InputError, ObjectNotFoundError, UnsafeKeyError
 from xunjian.inspect.manifest import Manifest, ManifestEntry, Rejected, kind_of, manifest_key
 from xunjian.storage.keys import validate_key
 from xunjian.storage.objectstore import ObjectStore
@@ -203,4 +203,11 @@ def _stored_with(store: ObjectStore, key: str, digest: str) -> bool:
 
 def read_manifest(store: ObjectStore, batch_id: str) -> Manifest:
     key = manifest_key(check_batch_id(batch_id))
-    return Manifest.from_json_bytes(store.get_bytes(key), source=key)
+    try:
+        body = store.get_bytes(key)
+    except ObjectNotFoundError:
+        raise InputError(
+            f"batch {batch_id!r} has no manifest at {key}: it was not uploaded, or its upload"
+            " has not finished (the manifest is written last)"
+        ) from None
+    return Manifest.from_json_bytes(body, source=key)

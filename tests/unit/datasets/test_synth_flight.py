@@ -3,6 +3,7 @@ the noisy pose, overlapping small surveys, vehicle runs with a GPX track."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,9 @@ def tiny_plan() -> list:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,12 @@ def test_layout_is_as_documented(tiny_flight: FlightTruth) -> None:
     root = tiny_flight.out_dir
     assert root is not None
     names = set(files(root))
-    assert {"flight.json", "truth/world.json", "truth/targets.geojson", "truth/frames.json"} <= names
+    assert {
+        "flight.json",
+        "truth/world.json",
+        "truth/targets.geojson",
+        "truth/frames.json",
+    } <= names
     images = sorted(n for n in names if n.startswith("images/"))
     assert len(images) == len(tiny_flight.frames) >= 6
     assert all(n.endswith(".jpg") for n in images)
@@ -116,7 +124,10 @@ def test_flipped_reverse_legs_reproduce_the_dji_yaw_fault(tmp_path: Path) -> Non
 
 def overlap(pose_a: dict, pose_b: dict, k) -> float:
     w = world()
-    pa, pb = (CameraPose(**{f: p[f] for f in ("lat", "lon", "height_m", "yaw_deg", "pitch_deg")}) for p in (pose_a, pose_b))
+    pa, pb = (
+        CameraPose(**{f: p[f] for f in ("lat", "lon", "height_m", "yaw_deg", "pitch_deg")})
+        for p in (pose_a, pose_b)
+    )
     fa = w.to_en(camera.footprint_latlon(pa, k))
     fb = w.to_en(camera.footprint_latlon(pb, k))
     inter = camera.clip_convex(fa, fb)
@@ -132,7 +143,7 @@ def test_small_flight_is_what_the_demo_needs(tmp_path: Path) -> None:
     frames = truth.frames
     forward = [
         overlap(a.pose, b.pose, k)
-        for a, b in zip(frames, frames[1:])
+        for a, b in itertools.pairwise(frames)
         if a.pose["yaw_deg"] == b.pose["yaw_deg"]
     ]
     assert min(forward) >= 0.6

@@ -125,7 +125,10 @@ def test_rendered_targets_lie_in_their_boxes(case: str) -> None:
             x0, y0 = np.clip(hull.min(axis=0), -1e4, 1e4)
             x1, y1 = np.clip(hull.max(axis=0), -1e4, 1e4)
             m = 0.7 * max(x1 - x0, y1 - y0) + 4  # shadows fall beside what casts them
-            allowed[max(0, int(y0 - m)) : max(0, int(y1 + m) + 1), max(0, int(x0 - m)) : max(0, int(x1 + m) + 1)] = 1
+            allowed[
+                max(0, int(y0 - m)) : max(0, int(y1 + m) + 1),
+                max(0, int(x0 - m)) : max(0, int(x1 + m) + 1),
+            ] = 1
         for v in frame_truth(w, view, 30.0):
             x0, y0, x1, y1 = v.box
             if v.occluded or v.cls.endswith(("longitudinal_crack", "transverse_crack")):
@@ -155,7 +158,7 @@ def test_occlusion_by_a_truck_is_reported() -> None:
     """A ground target right behind a truck, seen from a vehicle camera, is occluded."""
     w = world()
     truck = next(t for t in w.targets if t.is_truck and t.route is None)
-    fwd, right = geom.heading_vectors(truck.heading_deg)
+    fwd, _right = geom.heading_vectors(truck.heading_deg)
     c = np.array(truck.center)
     pothole = next(t for t in w.targets if t.cls == "pothole")
     behind = replace(pothole, id="T9999", center=tuple(c + fwd * (truck.length_m / 2 + 1.0)))

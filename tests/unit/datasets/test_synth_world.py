@@ -71,7 +71,7 @@ def test_targets_have_plausible_sizes_and_outlines_around_their_centre() -> None
         outline = geom.as_points(t.outline)
         assert geom.point_in_polygon(np.zeros((1, 2)), outline)[0], t.id
         extent = np.ptp(outline, axis=0)
-        assert 0.02 < extent.min() and extent.max() < 12.0, (t.id, extent)
+        assert extent.min() > 0.02 and extent.max() < 12.0, (t.id, extent)
         if t.is_truck:
             assert 3.0 < t.height_m < 4.0
 

@@ -145,6 +145,13 @@ def test_manifest_parsing_rejects_malformed_documents() -> None:
     }
     with pytest.raises(InputError, match="outside"):
         Manifest.from_json_bytes(json.dumps(doc).encode())
+    for hostile in ["raw/b1/../../etc/passwd", "/raw/b1/a.jpg", "raw/b1/a\x00.jpg"]:
+        doc["files"] = [
+            {"name": "a.jpg", "kind": "image", "size": 1, "sha256": "0", "key": hostile}
+        ]
+        doc["batch_id"] = "b1"
+        with pytest.raises(InputError, match="unsafe object key"):
+            Manifest.from_json_bytes(json.dumps(doc).encode())
     doc["files"] = [{"name": "a.jpg"}]
     with pytest.raises(InputError, match="missing or unexpected"):
         Manifest.from_json_bytes(json.dumps(doc).encode())
@@ -157,3 +164,10 @@ def test_capture_times_are_utc_from_gps(tmp_path: Path, store: LocalStore) -> No
     times = [datetime.fromisoformat(str(e.captured_at)) for e in manifest.files]
     assert times[0] == datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
     assert times[1] > times[0]
+
+
+def test_reading_the_manifest_of_an_unfinished_batch_says_so(store: LocalStore) -> None:
+    from xunjian.inspect.upload import read_manifest
+
+    with pytest.raises(InputError, match="has no manifest"):
+        read_manifest(store, "never-uploaded")

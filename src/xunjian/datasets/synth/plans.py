@@ -91,11 +91,29 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
+def exact_pose(
+    lat: float, lon: float, height_m: float, yaw_deg: float, pitch_deg: float, ground_alt_m: float
+) -> CameraPose:
+    """Where the camera really was: the truth, so its σ fields are zero."""
+    return CameraPose(
+        float(lat),
+        float(lon),
+        height_m,
+        _wrap(yaw_deg),
+        pitch_deg,
+        0.0,
+        abs_alt_m=ground_alt_m + height_m,
+        sigma_xy_m=0.0,
+        sigma_h_m=0.0,
+        sigma_yaw_deg=0.0,
+        source="synthetic_exact",
+    )
+
+
 def _ms(moment: datetime) -> datetime:
     """Rounded to the millisecond, as cameras record it (EXIF SubSecTime)."""
-    return moment.replace(microsecond=round(moment.microsecond / 1000) * 1000 % 1_000_000) + (
-        timedelta(seconds=1) if round(moment.microsecond / 1000) == 1000 else timedelta(0)
-    )
+    micro = round(moment.microsecond / 1000) * 1000
+    return moment.replace(microsecond=0) + timedelta(microseconds=micro)
 
 
 def _extent(cam: CameraModel, height_m: float, pitch_deg: float) -> tuple[float, float]:
@@ -146,15 +164,7 @@ def plan_survey(
                     moment += timedelta(seconds=turn_s)
             previous = en
             lat, lon = world.to_latlon(en[None])[0]
-            pose = CameraPose(
-                float(lat),
-                float(lon),
-                height_m,
-                _wrap(course),
-                pitch_deg,
-                0.0,
-                abs_alt_m=world.ground_alt_m + height_m,
-            )
+            pose = exact_pose(lat, lon, height_m, course, pitch_deg, world.ground_alt_m)
             plans.append(
                 ShotPlan(
                     f"DJI_{len(plans) + 1:04d}.jpg",
@@ -242,15 +252,8 @@ def plan_vehicle_run(
     for i, s in enumerate(np.arange(start_m, start_m + length_m + 1e-9, every_m)):
         pos, heading = geom.point_at(path, float(s))
         lat, lon = world.to_latlon(pos[None])[0]
-        pose = CameraPose(
-            float(lat),
-            float(lon),
-            height_m,
-            _wrap(heading + yaw_offset_deg),
-            pitch_deg,
-            0.0,
-            abs_alt_m=world.ground_alt_m + height_m,
-            sigma_xy_m=2.0,
+        pose = exact_pose(
+            lat, lon, height_m, heading + yaw_offset_deg, pitch_deg, world.ground_alt_m
         )
         when = _ms(moment + timedelta(seconds=float(s - start_m) / speed_mps))
         plans.append(
