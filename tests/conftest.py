@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.db",
     "tests.fixtures.labelled",
+    "tests.fixtures.models",
 ]

@@ -8,11 +8,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xunjian.cli.output import console, fail, progress_bar
+
+if TYPE_CHECKING:
+    from xunjian.datasets.synth.effects import Effects
+    from xunjian.datasets.synth.flight import FlightTruth
+    from xunjian.datasets.synth.noise import PoseNoise
+    from xunjian.datasets.synth.world import World
 
 synth_app = typer.Typer(
     name="synth",
@@ -34,7 +40,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(synth_app, name="synth")
 
 
-def _world(seed: int, world: Path | None):  # type: ignore[no-untyped-def]
+def _world(seed: int, world: Path | None) -> World:
     from xunjian.datasets.synth.world import World
 
     if world is None:
@@ -42,21 +48,21 @@ def _world(seed: int, world: Path | None):  # type: ignore[no-untyped-def]
     return World.from_json(world.read_text(encoding="utf-8"))
 
 
-def _noise(on: bool):  # type: ignore[no-untyped-def]
+def _noise(on: bool) -> PoseNoise:
     from xunjian.datasets.synth.noise import EXACT, PoseNoise
 
     return PoseNoise() if on else EXACT
 
 
-def _effects(on: bool):  # type: ignore[no-untyped-def]
+def _effects(on: bool) -> Effects:
     from xunjian.datasets.synth.effects import NO_EFFECTS, Effects
 
     return Effects() if on else NO_EFFECTS
 
 
-def _report(truth: object, out: Path, started: float) -> None:
-    frames = getattr(truth, "frames", [])
-    counts = truth.class_counts()  # type: ignore[attr-defined]
+def _report(truth: FlightTruth, out: Path, started: float) -> None:
+    frames = truth.frames
+    counts = truth.class_counts()
     console.print(
         f"[bold]{len(frames)}[/bold] frames in {time.perf_counter() - started:.1f} s → {out}"
     )
@@ -253,6 +259,7 @@ def bench_cmd(
     seed: Seed = 0,
 ) -> None:
     """Time the rendering of one frame: cold (tiles built) and warm (tiles cached)."""
+    import cv2
     import numpy as np
 
     from xunjian.core.records import CameraPose
@@ -270,10 +277,13 @@ def bench_cmd(
     renderer.render(pose, k, rng=np.random.default_rng(0), effects=Effects())
     cold = time.perf_counter() - t0
     warm = []
+    stages: dict[str, list[float]] = {}
     for i in range(max(1, repeat)):
         t0 = time.perf_counter()
         renderer.render(pose, k, rng=np.random.default_rng(i), effects=Effects())
         warm.append(time.perf_counter() - t0)
+        for name, secs in renderer.timings.items():
+            stages.setdefault(name, []).append(secs)
     shifted = CameraPose(w.anchor_lat + 0.00012, w.anchor_lon, height, 30.0, pitch)
     t0 = time.perf_counter()
     renderer.render(shifted, k, rng=np.random.default_rng(9), effects=Effects())
@@ -283,4 +293,6 @@ def bench_cmd(
     typer.echo(
         f"warm (tiles cached): best {min(warm):.3f} s, median {float(np.median(warm)):.3f} s"
     )
+    typer.echo("warm stages (best): " + ", ".join(f"{n} {min(v):.3f} s" for n, v in stages.items()))
     typer.echo(f"next frame 13 m on (some new tiles): {step:.3f} s")
+    typer.echo(f"CPU threads used by OpenCV: {cv2.getNumThreads()}; machine load matters")

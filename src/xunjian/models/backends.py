@@ -174,7 +174,9 @@ def letterbox_batch(
         g = letterbox_geometry((image.shape[0], image.shape[1]), input_hw)
         placed = image
         if (image.shape[1], image.shape[0]) != g.resized_wh:
-            placed = cv2.resize(image, g.resized_wh, interpolation=cv2.INTER_LINEAR)
+            placed = np.asarray(
+                cv2.resize(image, g.resized_wh, interpolation=cv2.INTER_LINEAR), np.uint8
+            )
         canvas[i, g.top : g.top + g.resized_wh[1], g.left : g.left + g.resized_wh[0]] = placed
         geometry.append(g)
     tensor = np.ascontiguousarray(canvas[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)

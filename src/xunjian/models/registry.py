@@ -122,7 +122,9 @@ def load_detector(
     imgsz: int | None = None,
     threads: int | None = None,
 ) -> Detector:
-    """A detector from a model file; ``classes`` default to the taxonomy's for ``detector``.
+    """A detector from a model file.
+
+    ``classes`` default to the taxonomy's for ``detector``, else the names the model stores.
 
     Raises DetectorError when the file is missing, unreadable or corrupt, or when the model's
     class count differs from ``classes``.
@@ -130,17 +132,17 @@ def load_detector(
     path = Path(path)
     if not path.is_file() and not (backend == "ultralytics" and path.is_dir()):
         raise DetectorError(f"{path}: model file not found")
-    names = tuple(classes) if classes else _default_classes(detector)
-    if not names:
-        raise DetectorError(
-            f"{path}: no class list for detector {detector!r}: give one (it is not in the "
-            "taxonomy)"
-        )
     try:
         digest = _sha256(path) if path.is_file() else "dir"
     except OSError as exc:
         raise DetectorError(f"{path}: cannot read model file: {exc}") from exc
     opened = _open_backend(path, backend, imgsz, threads)
+    names = tuple(classes) if classes else _default_classes(detector) or opened.class_names
+    if not names:
+        raise DetectorError(
+            f"{path}: no class list for detector {detector!r}: it is not in the taxonomy and "
+            "the model stores no names; give the classes"
+        )
     return Detector(detector, opened, names, version or f"{detector}@{digest[:12]}")
 
 

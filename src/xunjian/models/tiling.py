@@ -113,8 +113,12 @@ def plan_passes(
 
 
 def _fuse_groups(
-    boxes: Boxes, tile_of: NDArray[np.intp], rects: NDArray[np.float32], image_wh: tuple[int, int],
-    tol: NDArray[np.float32], min_overlap: float,
+    boxes: Boxes,
+    tile_of: NDArray[np.intp],
+    rects: NDArray[np.float32],
+    image_wh: tuple[int, int],
+    tol: NDArray[np.float32],
+    min_overlap: float,
 ) -> NDArray[np.intp]:
     """Union-find root of each box after fusing pieces cut by tile edges."""
     n = len(boxes)

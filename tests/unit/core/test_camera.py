@@ -162,3 +162,13 @@ def test_bad_height_is_a_clear_error() -> None:
 def test_bad_shape_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         camera.pixel_to_ground_enu(pose(), SMALL, [1.0, 2.0, 3.0])
+
+
+def test_footprint_of_a_pixel_region() -> None:
+    """The lower half of a north-up nadir image sees the ground south of the camera."""
+    k = SMALL
+    half = [[0.0, k.cy], [k.width, k.cy], [k.width, k.height], [0.0, k.height]]
+    fp = camera.footprint_enu(pose(h=50.0), k, region=half)
+    full = camera.footprint_enu(pose(h=50.0), k)
+    assert fp[:, 1].max() == pytest.approx(0.0, abs=1e-9)
+    assert camera.polygon_area(fp) == pytest.approx(camera.polygon_area(full) / 2, rel=1e-2)

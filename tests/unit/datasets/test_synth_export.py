@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.unit.datasets.synth_fixtures import world
 from xunjian.core.taxonomy import CLASSES, Detector, classes_of
 from xunjian.datasets.synth.export_yolo import export_yolo
 from xunjian.datasets.synth.flight import FlightTruth, render_flight
 from xunjian.datasets.synth.plans import CAMERAS, plan_survey
+from xunjian.datasets.synth.world import World
+
+
+@cache
+def world() -> World:
+    """One world per module (generating one takes about half a second)."""
+    return World.generate(11)
 
 
 @pytest.fixture(scope="module")

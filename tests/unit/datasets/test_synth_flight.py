@@ -6,18 +6,26 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.unit.datasets.synth_fixtures import world
 from xunjian.core import camera
 from xunjian.core.records import CameraPose
 from xunjian.datasets.synth.flight import FlightTruth, make_small_flight, render_flight
 from xunjian.datasets.synth.noise import EXACT, PoseNoise
 from xunjian.datasets.synth.plans import CAMERAS, plan_survey, plan_vehicle_run
+from xunjian.datasets.synth.world import World
 from xunjian.inspect.metadata import extract_metadata
+
+
+@cache
+def world() -> World:
+    """One world per module (generating one takes about half a second)."""
+    return World.generate(11)
+
 
 AREA = (-12.0, -12.0, 12.0, 12.0)
 
@@ -122,6 +130,10 @@ def test_flipped_reverse_legs_reproduce_the_dji_yaw_fault(tmp_path: Path) -> Non
         assert f.tags["gimbal_yaw_deg"] == pytest.approx(truth.frames[0].pose["yaw_deg"], abs=1e-6)
 
 
+def _pose(p: dict) -> CameraPose:
+    return CameraPose(p["lat"], p["lon"], p["height_m"], p["yaw_deg"], p["pitch_deg"])
+
+
 def overlap(pose_a: dict, pose_b: dict, k) -> float:
     w = world()
     pa, pb = (
@@ -147,6 +159,13 @@ def test_small_flight_is_what_the_demo_needs(tmp_path: Path) -> None:
         if a.pose["yaw_deg"] == b.pose["yaw_deg"]
     ]
     assert min(forward) >= 0.6
+    # Side overlap: each photo against the nearest photo of the next leg.
+    side = []
+    for a in frames:
+        others = [b for b in frames if b.pose["yaw_deg"] != a.pose["yaw_deg"]]
+        nearest = min(others, key=lambda b: camera_distance(a.pose, _pose(b.pose)))
+        side.append(overlap(a.pose, nearest.pose, k))
+    assert min(side) >= 0.59
     counts = truth.class_counts()
     assert len(counts) == 8 and min(counts.values()) >= 2, counts
     assert (tmp_path / "truth" / "frames.json").is_file()

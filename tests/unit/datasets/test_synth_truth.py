@@ -8,11 +8,11 @@ and what the renderer drew must lie where the truth says.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cache
 
 import numpy as np
 import pytest
 
-from tests.unit.datasets.synth_fixtures import world
 from xunjian.core import camera
 from xunjian.core.records import CameraPose
 from xunjian.datasets.synth import geom
@@ -21,6 +21,14 @@ from xunjian.datasets.synth.plans import CAMERAS, plan_vehicle_run
 from xunjian.datasets.synth.render import Renderer
 from xunjian.datasets.synth.truth import frame_truth
 from xunjian.datasets.synth.view import View
+from xunjian.datasets.synth.world import World
+
+
+@cache
+def world() -> World:
+    """One world per module (generating one takes about half a second)."""
+    return World.generate(11)
+
 
 YAWS = (0.0, 90.0, 180.0, 270.0, 37.0)
 K = CAMERAS["tiny"].intrinsics()

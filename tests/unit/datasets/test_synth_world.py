@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 
 import numpy as np
 import pytest
 
-from tests.unit.datasets.synth_fixtures import world
 from xunjian.core.taxonomy import CLASSES
 from xunjian.datasets import synth
 from xunjian.datasets.synth import geom
 from xunjian.datasets.synth.world import World
+
+
+@cache
+def world() -> World:
+    """One world per module (generating one takes about half a second)."""
+    return World.generate(11)
+
 
 ROAD_DAMAGE = ("longitudinal_crack", "transverse_crack", "alligator_crack", "pothole")
 

@@ -91,12 +91,14 @@ def apply(img: U8, effects: Effects, rng: Generator) -> U8:
     if noise > 0:
         tile = np.round(rng.normal(0.0, noise, (_NOISE_TILE, _NOISE_TILE, 3)))
         oy, ox = (int(v) for v in rng.integers(0, _NOISE_TILE, 2))
-        reps = (math.ceil((h + oy) / _NOISE_TILE), math.ceil((w + ox) / _NOISE_TILE), 1)
-        for part, sign in ((np.clip(tile, 0, 255), 1), (np.clip(-tile, 0, 255), -1)):
-            field = np.tile(part.astype(np.uint8), reps)[oy : oy + h, ox : ox + w]
-            if sign > 0:
-                cv2.add(out, field, dst=out)
-            else:
-                cv2.subtract(out, field, dst=out)
+        up = np.roll(np.clip(tile, 0, 255).astype(np.uint8), (oy, ox), axis=(0, 1))
+        down = np.roll(np.clip(-tile, 0, 255).astype(np.uint8), (oy, ox), axis=(0, 1))
+        # Block by block on views: no frame-sized noise array (63 MB at 20 Mpx) is built.
+        for y in range(0, h, _NOISE_TILE):
+            for x in range(0, w, _NOISE_TILE):
+                block = out[y : y + _NOISE_TILE, x : x + _NOISE_TILE]
+                bh, bw = block.shape[:2]
+                cv2.add(block, up[:bh, :bw], dst=block)
+                cv2.subtract(block, down[:bh, :bw], dst=block)
     result: U8 = np.asarray(out, np.uint8)
     return result

@@ -82,18 +82,24 @@ class GroundTexture:
             ],
             [0] * len(world.buildings),
         )
+        # A crown is a few overlapping discs (a cauliflower from above), each a polygon.
         rng = np.random.Generator(np.random.PCG64([world.seed, 303]))
-        ang = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+        ring = np.column_stack([np.cos(ang), np.sin(ang)])
         crowns = []
         for t in world.trees:
-            radius = np.ones(32)
-            for k in (3, 5, 7):  # a few lobes, as a real crown has
-                radius += 0.25 / k * 3 * rng.normal() * np.cos(k * ang + rng.uniform(0, 2 * np.pi))
-            radius = np.clip(radius, 0.7, 1.25) * t.radius_m
-            crowns.append(
-                np.column_stack([np.cos(ang), np.sin(ang)]) * radius[:, None] + np.array(t.center)
-            )
+            c, r = np.array(t.center), t.radius_m
+            crowns.append(c + ring * r * 0.72)
+            for _ in range(int(rng.integers(3, 6))):
+                a = rng.uniform(0, 2 * np.pi)
+                offset = np.array([np.cos(a), np.sin(a)]) * r * rng.uniform(0.3, 0.45)
+                crowns.append(c + offset + ring * r * rng.uniform(0.45, 0.6))
         self.canopies = roads.Polys.of(crowns, [0] * len(crowns))
+        # Far away a crown is a disc: one polygon, not five (coarse tiles hold hundreds).
+        self.canopies_far = roads.Polys.of(
+            [np.array(t.center) + ring * t.radius_m * 0.95 for t in world.trees],
+            [0] * len(world.trees),
+        )
         self.static: list[Target] = [t for t in world.targets if not t.is_truck]
         self.static_boxes = np.array([geom.bbox(t.outline_at()) for t in self.static]).reshape(
             -1, 4
@@ -103,6 +109,7 @@ class GroundTexture:
         self._budget = cache_mb * 1024 * 1024
         self._sprites: dict[tuple[str, int], sprites.Sprite] = {}
         self._textures: dict[tuple[int, int], U8] = {}
+        self._rgb: dict[tuple[str, int], U8] = {}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -186,6 +193,15 @@ class GroundTexture:
         return self._sprites[key]
 
     # -- drawing ----------------------------------------------------------------------------
+
+    def sprite_rgb(self, target: Target, level: int) -> U8:
+        """The sprite's colour as uint8 (opaque sprites: truck tops)."""
+        key = (target.id + "/rgb", level)
+        if key not in self._rgb:
+            self._rgb[key] = np.clip(self.sprite(target, level).rgba[..., :3], 0, 255).astype(
+                np.uint8
+            )
+        return self._rgb[key]
 
     def texture(self, material: int, level: int) -> U8:
         """A material's texture repeated to the size of a tile."""

@@ -189,7 +189,7 @@ def generate_world(
     occ = _Occupancy(size_m, roads)
     areas, buildings = _blocks(rng, size_m, angle, occ, focus_m)
     trees = _trees(rng, roads, areas, occ)
-    placer = Placer(roads, areas, trees, buildings)
+    placer = Placer(roads, areas, trees)
     names = [c.name for c in CLASSES]
     # Focus first (so small flights always see every class), then the rest of the world.
     order = [n for n in names for _ in range(per_class)]
@@ -243,7 +243,7 @@ def later_day(
         else set()
     )
     kept = [t for t in world.targets if t.id not in fixed | gone]
-    placer = Placer(world.roads, world.areas, world.trees, world.buildings, existing=kept)
+    placer = Placer(world.roads, world.areas, world.trees, existing=kept)
     targets: list[Target] = []
     moved: list[str] = []
     for t in kept:

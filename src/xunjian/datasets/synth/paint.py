@@ -102,13 +102,14 @@ def _trees(g: GroundTexture, tl: _Tile, out: F32, shade: U8) -> None:
     from xunjian.datasets.synth.ground import TREE_HEIGHT_M, shadow_offset, sun_vector
 
     offset = shadow_offset(g.world, TREE_HEIGHT_M)
-    ids = tl.ids(g.canopies, float(np.hypot(*offset)) + 5.0)
+    crowns = g.canopies if tl.t < 0.15 else g.canopies_far
+    ids = tl.ids(crowns, float(np.hypot(*offset)) + 5.0)
     if not ids:
         return
     mask = np.zeros((tl.n, tl.n), np.uint8)
     cast = np.zeros_like(mask)
-    tl.fill(cast, [tl.px(g.canopies.polys[i] + offset) for i in ids], 200, aa=True)
-    tl.fill(mask, [tl.px(g.canopies.polys[i]) for i in ids], 255, aa=True)
+    tl.fill(cast, [tl.px(crowns.polys[i] + offset) for i in ids], 200, aa=True)
+    tl.fill(mask, [tl.px(crowns.polys[i]) for i in ids], 255, aa=True)
     np.maximum(shade, cast, out=shade)
     if not mask.any():
         return

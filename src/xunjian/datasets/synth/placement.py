@@ -17,7 +17,7 @@ from numpy.random import Generator
 
 from xunjian.datasets.synth import geom, shapes
 from xunjian.datasets.synth.geom import F64
-from xunjian.datasets.synth.world import Area, Building, Road, Route, Target, Tree
+from xunjian.datasets.synth.world import Area, Road, Route, Target, Tree
 
 LANE_M = 3.5
 _TRIES = 80
@@ -46,7 +46,6 @@ class Placer:
         roads: Sequence[Road],
         areas: Sequence[Area],
         trees: Sequence[Tree],
-        buildings: Sequence[Building],
         existing: Sequence[Target] = (),
     ) -> None:
         self.roads = list(roads)
@@ -57,7 +56,6 @@ class Placer:
             (*t.center, self._radius(t)) for t in existing if t.route is None
         ]
         self._stations: dict[float, F64] = {}
-        del buildings  # lots and pavements never overlap buildings by construction
 
     @staticmethod
     def _radius(t: Target) -> float:
@@ -117,7 +115,7 @@ class Placer:
         truck = cls.startswith("spoil_truck")
         moving = truck and rng.random() < 0.35
         for _ in range(_TRIES):
-            spot = self._spot(rng, cls, stations, width, half)
+            spot = self._spot(rng, cls, stations, half)
             if spot is None:
                 return None
             center, heading, road_index, lot = spot
@@ -162,7 +160,7 @@ class Placer:
         return None
 
     def _spot(
-        self, rng: Generator, cls: str, stations: F64, width: float, half: float
+        self, rng: Generator, cls: str, stations: F64, half: float
     ) -> tuple[F64, float, int | None, bool] | None:
         """A candidate (centre, heading, road index or None, in a lot?)."""
         lots = [a for a in self.areas if np.all(np.abs(geom.as_points(a.polygon)) <= half + 5.0)]
@@ -193,7 +191,6 @@ class Placer:
         if not cls.startswith("spoil_truck") and rng.random() < 0.5:
             lateral = -lateral
         _, right = geom.heading_vectors(heading)
-        del width
         return pos + right * lateral, heading, int(i), False
 
 

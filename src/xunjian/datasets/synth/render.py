@@ -14,6 +14,7 @@ May import: numpy, OpenCV, the standard library, ``xunjian.core`` and sibling mo
 from __future__ import annotations
 
 import math
+import time
 
 import cv2
 import numpy as np
@@ -42,6 +43,8 @@ class Renderer:
         self.world = world
         self.max_range_m = max_range_m
         self.ground = GroundTexture(world, cache_mb=cache_mb)
+        self.timings: dict[str, float] = {}
+        """Seconds spent in each stage of the last frame (for ``xunjian synth bench-render``)."""
 
     def view(self, pose: CameraPose, k: CameraIntrinsics) -> View:
         return View.of(self.world, pose, k)
@@ -56,16 +59,22 @@ class Renderer:
         effects: fx.Effects = fx.NO_EFFECTS,
     ) -> U8:
         """The frame (H, W, 3 RGB uint8) seen from ``pose`` at ``t_s`` s after the epoch."""
+        clock = time.perf_counter
+        t0 = clock()
         view = self.view(pose, k)
         img = np.empty((k.height, k.width, 3), np.uint8)
         self._ground(view, img)
+        t1 = clock()
         self._sky(view, img)
         self._truck_shadows(view, img, t_s)
         zbuf = np.full((k.height, k.width), np.inf, np.float32)
         ids = np.full((k.height, k.width), -1, np.int32)
         solids.draw(view, self.standing(view, t_s), zbuf, ids, img)
+        t2 = clock()
         if rng is not None and effects is not fx.NO_EFFECTS:
             img = fx.apply(img, effects, rng)
+        t3 = clock()
+        self.timings = {"ground": t1 - t0, "standing": t2 - t1, "effects": t3 - t2}
         return img
 
     # -- what is in view --------------------------------------------------------------------

@@ -143,19 +143,21 @@ def _pothole(length: float, width: float, rng: Generator) -> Shape:
     return shape
 
 
+# Mostly black and dark-grey bin bags, some blue/green/white, a few printed carrier bags.
 _BAG_COLORS = [
-    (20, 20, 22),
-    (28, 30, 34),
-    (35, 70, 150),
-    (40, 120, 60),
-    (225, 225, 220),
-    (200, 60, 50),
-    (210, 190, 60),
-    (240, 240, 240),
-    (60, 60, 65),
-    (120, 160, 200),
+    (22, 22, 24),
+    (22, 22, 24),
+    (30, 32, 36),
+    (48, 50, 54),
+    (40, 72, 140),
+    (44, 110, 62),
+    (226, 226, 220),
+    (200, 200, 196),
+    (170, 60, 50),
 ]
 _BOX_COLORS = [(170, 130, 85), (190, 150, 100), (150, 110, 70), (215, 205, 185)]
+_BULKY_COLORS = [(205, 195, 175), (120, 88, 60), (150, 150, 148), (95, 70, 50), (180, 170, 150)]
+_LITTER_COLORS = [(235, 235, 230), (210, 200, 170), (60, 120, 190), (200, 60, 50), (90, 150, 70)]
 _RUBBLE_COLORS = [
     (150, 145, 138),
     (170, 165, 155),
@@ -185,14 +187,15 @@ def _garbage(length: float, width: float, rng: Generator) -> Shape:
             color, height = _BOX_COLORS[int(rng.integers(len(_BOX_COLORS)))], 0.3
         else:  # a mattress, board or piece of furniture
             poly = geom.rect(rng.uniform(0.8, 1.8), rng.uniform(0.5, 0.9))
-            color = (
-                int(rng.integers(120, 220)),
-                int(rng.integers(100, 200)),
-                int(rng.integers(80, 190)),
-            )
-            height = 0.25
+            color, height = _BULKY_COLORS[int(rng.integers(len(_BULKY_COLORS)))], 0.25
         rot = geom.local_to_world(poly, (0.0, 0.0), float(rng.uniform(0, 360)))
         shape.blobs.append(Blob(rot + c, str(kind), color, height))
+    for _ in range(int(count * 1.5)):  # scattered litter: paper, bottles, cups
+        c = geom.as_points(base[int(rng.integers(len(base)))] * rng.uniform(0.2, 0.95))[0]
+        bit = geom.rect(rng.uniform(0.05, 0.18), rng.uniform(0.04, 0.1))
+        bit = geom.local_to_world(bit, (0.0, 0.0), float(rng.uniform(0, 360))) + c
+        colour = _LITTER_COLORS[int(rng.integers(len(_LITTER_COLORS)))]
+        shape.blobs.append(Blob(bit, "litter_bit", colour, 0.02))
     shape.outline = geom.convex_hull(np.concatenate([b.polygon for b in shape.blobs]))
     return shape
 

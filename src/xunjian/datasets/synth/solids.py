@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -62,11 +63,11 @@ def _walls(
     foot: F64,
     z0: float,
     z1: float,
-    textures: list[U8],
-    texel: float,
+    textures: list[U8] | None,
     sun: F64,
     elev: float,
 ) -> list[Face]:
+    """The walls facing the camera; ``textures`` (one per edge, cycled) or None (geometry)."""
     cam_en = np.array(view.camera_en)
     faces = []
     for i in range(len(foot)):
@@ -76,13 +77,17 @@ def _walls(
         normal = np.array([edge[1], -edge[0]]) / max(length, 1e-9)  # outward for CCW
         if normal @ (cam_en - p) <= 0.0:  # faces away from the camera
             continue
+        poly = np.array([[*p, z0], [*q, z0], [*q, z1], [*p, z1]])
+        if textures is None:
+            faces.append(Face(poly=poly))
+            continue
         tex = textures[i % len(textures)]
         along = edge / length
         tw = length / tex.shape[1]
         th = (z1 - z0) / tex.shape[0]
         faces.append(
             Face(
-                poly=np.array([[*p, z0], [*q, z0], [*q, z1], [*p, z1]]),
+                poly=poly,
                 texture=tex,
                 origin=np.array([*(p + along * 0.5 * tw), z1 - 0.5 * th]),
                 u=np.array([*(along * tw), 0.0]),
@@ -109,15 +114,19 @@ def building_solid(b: Building, view: View, ground: GroundTexture | None) -> Sol
     """A building as a box; ``ground`` None gives geometry only (no textures)."""
     foot = geom.as_points(b.footprint)
     sun, elev = _sun(ground)
-    walls = [
-        facades.facade(
-            b.facade,
-            max(1, round(float(np.hypot(*(foot[(i + 1) % 4] - foot[i]))))),
-            max(3, round(b.height_m)),
-        )
-        for i in range(len(foot))
-    ]
-    faces = _walls(view, foot, 0.0, b.height_m, walls, facades.FACADE_TEXEL_M, sun, elev)
+    walls = (
+        None
+        if ground is None
+        else [
+            facades.facade(
+                b.facade,
+                max(1, round(float(np.hypot(*(foot[(i + 1) % 4] - foot[i]))))),
+                max(3, round(b.height_m)),
+            )
+            for i in range(len(foot))
+        ]
+    )
+    faces = _walls(view, foot, 0.0, b.height_m, walls, sun, elev)
     roof = np.column_stack([foot, np.full(len(foot), b.height_m)])
     if ground is None:
         if view.pose.height_m > b.height_m:
@@ -162,31 +171,30 @@ def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture | 
     half_l, half_w = target.length_m / 2, target.width_m / 2
     cab_len = shapes.TRUCK_CAB_M
     body_len = target.length_m - cab_len - 0.3
-    paint = (
-        shapes.build(target.cls, target.length_m, target.width_m, target.look_seed).blobs[0].color
-    )
     sun, elev = _sun(ground)
     h_cab, h_body = shapes.TRUCK_CAB_HEIGHT_M, target.height_m
-    t = facades.TRUCK_TEXEL_M
 
     def foot(a0: float, a1: float, w: float) -> F64:
         local = np.array([[a0, -w], [a0, w], [a1, w], [a1, -w]])
         return geom.local_to_world(local, c, heading)
 
-    body_side = facades.truck_face("body_side", round(body_len, 1), round(h_body, 1), paint)
-    body_back = facades.truck_face("body_back", round(target.width_m, 1), round(h_body, 1), paint)
-    plain = facades.truck_face("plain", round(target.width_m, 1), round(h_body, 1), paint)
-    cab_side = facades.truck_face("cab_side", cab_len, h_cab, paint)
-    cab_front = facades.truck_face("cab_front", round(target.width_m, 1), h_cab, paint)
-    # CCW footprint edges: back, right side, front, left side (the left mirrored).
+    body_tex: list[U8] | None = None
+    cab_tex: list[U8] | None = None
+    if ground is not None:
+        paint = _paint(target.cls, target.length_m, target.width_m, target.look_seed)
+        width, body_h = round(target.width_m, 1), round(h_body, 1)
+        body_side = facades.truck_face("body_side", round(body_len, 1), body_h, paint)
+        plain = facades.truck_face("plain", width, body_h, paint)
+        cab_side = facades.truck_face("cab_side", cab_len, h_cab, paint)
+        # CCW footprint edges: back, right side, front, left side (the left mirrored).
+        body_tex = [facades.truck_face("body_back", width, body_h, paint), body_side, plain,
+                    body_side[:, ::-1]]  # fmt: skip
+        cab_tex = [plain, cab_side, facades.truck_face("cab_front", width, h_cab, paint),
+                   cab_side[:, ::-1]]  # fmt: skip
     body = foot(-half_l, -half_l + body_len, half_w)
     cab = foot(half_l - cab_len, half_l, half_w * 0.96)
-    faces = _walls(
-        view, body, 0.0, h_body, [body_back, body_side, plain, body_side[:, ::-1]], t, sun, elev
-    )
-    faces += _walls(
-        view, cab, 0.0, h_cab, [plain, cab_side, cab_front, cab_side[:, ::-1]], t, sun, elev
-    )
+    faces = _walls(view, body, 0.0, h_body, body_tex, sun, elev)
+    faces += _walls(view, cab, 0.0, h_cab, cab_tex, sun, elev)
     outline = foot(-half_l, half_l, half_w)
     if ground is None:
         faces += [
@@ -196,7 +204,7 @@ def truck_solid(target: Target, t_s: float, view: View, ground: GroundTexture | 
         return Solid(target.id, faces, _prism(outline, 0.0, h_body))
     level = _level_for(view, np.array([*c, h_body]))
     spr = ground.sprite(target, level)
-    rgb = np.clip(spr.rgba[..., :3], 0, 255).astype(np.uint8)
+    rgb = ground.sprite_rgb(target, level)
     ts = spr.texel
     origin_en = c + fwd * (spr.a0 + 0.5 * ts) + right * (spr.b0 + 0.5 * ts)
     for top, z in ((body, h_body), (cab, h_cab)):
@@ -239,6 +247,11 @@ def in_view(
             if e0 - 15 <= ce <= e1 + 15 and n0 - 15 <= cn <= n1 + 15:
                 out.append(truck_solid(t, t_s, view, ground))
     return out
+
+
+@cache
+def _paint(cls: str, length_m: float, width_m: float, look_seed: int) -> tuple[int, int, int]:
+    return shapes.build(cls, length_m, width_m, look_seed).blobs[0].color
 
 
 def truck_shadow(target: Target, t_s: float, ground: GroundTexture) -> F64:

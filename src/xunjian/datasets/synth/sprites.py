@@ -20,7 +20,7 @@ import numpy as np
 from xunjian.datasets.synth import shapes
 from xunjian.datasets.synth.geom import F64
 from xunjian.datasets.synth.shapes import Blob, Shape
-from xunjian.datasets.synth.textures import F32, periodic_noise
+from xunjian.datasets.synth.textures import F32
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT
@@ -123,9 +123,12 @@ class _Canvas:
         return aa, bb
 
     def noise(self, rng: np.random.Generator, sigma_px: float, amp: float) -> F32:
-        size = 1 << max(4, math.ceil(math.log2(max(self.w, self.h))))
-        field: F32 = periodic_noise(rng, size, sigma_px)[: self.h, : self.w] * amp
-        return field
+        """Smooth noise (std ``amp``) with features of about ``sigma_px``."""
+        white = rng.standard_normal((self.h, self.w)).astype(np.float32)
+        field = np.asarray(cv2.GaussianBlur(white, (0, 0), sigma_px), np.float32)
+        std = float(field.std())
+        out: F32 = field * np.float32(amp / std if std > 0 else 0.0)
+        return out
 
 
 def _shade(canvas: _Canvas, blob: Blob, sun: F64, strength: float, sl: Region) -> F32:
@@ -185,8 +188,9 @@ def _garbage(
             spot = (blob.polygon - c) * 0.3 + c + sun * 0.35 * float(np.ptp(blob.polygon[:, 0])) / 2
             sl2, m2 = canvas.region([spot], 1.2)
             canvas.over((250.0, 250.0, 250.0), m2 * 0.4, sl2)
-        edge = np.clip(m - cv2.erode(m, np.ones((3, 3), np.uint8)), 0, 1)
-        canvas.darken(edge, 0.35, sl)
+        if blob.material != "litter_bit":
+            edge = np.clip(m - cv2.erode(m, np.ones((3, 3), np.uint8)), 0, 1)
+            canvas.darken(edge, 0.35, sl)
 
 
 def _rubble(canvas: _Canvas, shape: Shape, sun: F64, elev: float, rng: np.random.Generator) -> None:

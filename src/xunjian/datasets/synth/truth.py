@@ -186,3 +186,35 @@ def geom_area(poly: F64) -> float:
 def _round4(box: tuple[Any, Any, Any, Any]) -> tuple[float, float, float, float]:
     a, b, c, d = (round(float(v), 3) for v in box)
     return a, b, c, d
+
+
+def targets_geojson(world: World, t_s: float = 0.0) -> dict[str, Any]:
+    """Every target as a GeoJSON Feature (polygon in lon, lat; where it is at ``t_s``)."""
+    features = []
+    for t in world.targets:
+        ring = world.to_latlon(t.outline_at(t_s))
+        center, heading = t.placement_at(t_s)
+        c = world.to_latlon(np.array([center]))[0]
+        coords = [[round(float(lon), 8), round(float(lat), 8)] for lat, lon in ring]
+        coords.append(coords[0])
+        features.append(
+            {
+                "type": "Feature",
+                "id": t.id,
+                "geometry": {"type": "Polygon", "coordinates": [coords]},
+                "properties": {
+                    "id": t.id,
+                    "class": t.cls,
+                    "detector": str(BY_NAME[t.cls].detector),
+                    "lat": round(float(c[0]), 9),
+                    "lon": round(float(c[1]), 9),
+                    "length_m": t.length_m,
+                    "width_m": t.width_m,
+                    "height_m": t.height_m,
+                    "heading_deg": round(heading, 3),
+                    "moving": t.route is not None,
+                    "day": t.day,
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

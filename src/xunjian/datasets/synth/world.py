@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from xunjian.core.geo import en_to_latlon, latlon_to_en
-from xunjian.core.taxonomy import BY_NAME
 from xunjian.datasets.synth import geom
 from xunjian.datasets.synth.geom import Point
 
@@ -301,31 +300,6 @@ class World:
 
     def targets_geojson(self, t_s: float = 0.0) -> dict[str, Any]:
         """Every target as a GeoJSON Feature (polygon in lon, lat; where it is at ``t_s``)."""
-        features = []
-        for t in self.targets:
-            ring = self.to_latlon(t.outline_at(t_s))
-            center, heading = t.placement_at(t_s)
-            c = self.to_latlon(np.array([center]))[0]
-            coords = [[round(float(lon), 8), round(float(lat), 8)] for lat, lon in ring]
-            coords.append(coords[0])
-            features.append(
-                {
-                    "type": "Feature",
-                    "id": t.id,
-                    "geometry": {"type": "Polygon", "coordinates": [coords]},
-                    "properties": {
-                        "id": t.id,
-                        "class": t.cls,
-                        "detector": str(BY_NAME[t.cls].detector),
-                        "lat": round(float(c[0]), 9),
-                        "lon": round(float(c[1]), 9),
-                        "length_m": t.length_m,
-                        "width_m": t.width_m,
-                        "height_m": t.height_m,
-                        "heading_deg": round(heading, 3),
-                        "moving": t.route is not None,
-                        "day": t.day,
-                    },
-                }
-            )
-        return {"type": "FeatureCollection", "features": features}
+        from xunjian.datasets.synth.truth import targets_geojson
+
+        return targets_geojson(self, t_s)
