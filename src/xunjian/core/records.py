@@ -119,3 +119,31 @@ class Detection:
     @property
     def height(self) -> float:
         return self.bbox_xyxy[3] - self.bbox_xyxy[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A detection placed on the ground: where, how sure of the place, seen from where.
+
+    ``sigma_m`` is one standard deviation of the horizontal position error (GPS / RTK,
+    yaw and height error projected over the range, box size); ``range_m`` is the horizontal
+    distance from the camera's ground point, ``gsd_m`` the ground size of one pixel there.
+    """
+
+    detection: Detection
+    batch_id: str
+    frame_key: str
+    lat: float
+    lon: float
+    sigma_m: float
+    range_m: float
+    gsd_m: float
+    captured_at: datetime | None = None
+
+    @property
+    def class_name(self) -> str:
+        return self.detection.class_name
+
+    @property
+    def confidence(self) -> float:
+        return self.detection.confidence
