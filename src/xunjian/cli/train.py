@@ -74,7 +74,7 @@ def train_command(
                 resume=resume,
                 threads=threads,
                 patience=patience,
-                progress=lambda p: console.print(p.line(), highlight=False),
+                progress=lambda p: console.print(p.line(), highlight=False, soft_wrap=True),
             )
             console.print(f"trained {result.epochs_done} epochs → {result.best_pt}")
         if ship or ship_only:

@@ -23,7 +23,7 @@ from xunjian.errors import InputError, StorageError
 from xunjian.inspect.manifest import Manifest, ManifestEntry
 from xunjian.inspect.metadata import extract_metadata
 from xunjian.inspect.tracks import Track, VehicleMount, load_track
-from xunjian.inspect.upload import read_manifest
+from xunjian.inspect.upload import read_manifest, sha256_file
 from xunjian.storage.catalog import Catalog
 from xunjian.storage.objectstore import ObjectStore
 
@@ -60,7 +60,7 @@ def fetched(store: ObjectStore, entry: ManifestEntry, workdir: Path) -> Iterator
     path = workdir / f"{digest}{suffix}"
     store.download_file(entry.key, path)
     try:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        actual, _ = sha256_file(path)
         if actual != entry.sha256:
             raise InputError(
                 f"content changed since upload: expected sha256 {entry.sha256[:12]}…,"

@@ -233,11 +233,14 @@ def render_markdown(card: dict[str, Any]) -> str:
         out.append("**No real validation images exist for this detector.**")
     if metrics["classes_without_real_val"]:
         names = ", ".join(f"`{c}`" for c in metrics["classes_without_real_val"])
-        out += ["", f"**No real validation data for: {names}.** Their figures below are synthetic."]
+        out += ["", f"**No real validation data for: {names}.** Real-world accuracy unmeasured."]
     if metrics["synthetic_val"] is not None:
         out += [
             "",
             "## Validation on SYNTHETIC test-range images (not real-world accuracy)",
+            "",
+            "Held-out tiles of the synthetic test range; shown for the classes above that have "
+            "no real validation data. These figures say nothing about real images.",
             "",
             *_metrics_table(metrics["synthetic_val"]),
         ]
@@ -255,10 +258,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     splits = data.get("splits", {})
     for split in ("train", "val"):
-        if split in splits:
-            s = splits[split]
+        s = splits.get(split, {})
+        if "real_images" in s:
             out.append(
-                f"\n{split}: {s.get('images')} images ({s.get('real_images')} real, "
+                f"\nDataset build, {split}: {s['images']} images ({s['real_images']} real, "
                 f"{s.get('synthetic_images')} synthetic); boxes {s.get('boxes')}"
             )
     out += [

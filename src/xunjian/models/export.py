@@ -164,8 +164,8 @@ def _limitations(
     ]
     for name in without_real:
         items.append(
-            f"No real validation data for {name}: it was trained on synthetic test-range "
-            "images only (or mostly) and its real-world accuracy is unknown."
+            f"No real validation data for {name}: its real-world accuracy is unmeasured "
+            "(its training data is synthetic or mostly synthetic where no real labels exist)."
         )
     if real is not None:
         for c in real.classes:
