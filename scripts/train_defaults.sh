@@ -24,7 +24,7 @@ SEEDS="1 2 3 4 5 6 7 8"
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
-declare -A EPOCHS=([road_damage]=15 [illegal_dumping]=12 [spoil_truck]=14)
+declare -A EPOCHS=([road_damage]=15 [illegal_dumping]=10 [spoil_truck]=14)
 declare -A SUBSET=([road_damage]="all" [illegal_dumping]="350 300 40" [spoil_truck]="0 400 80")
 
 data() {

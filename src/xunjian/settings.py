@@ -58,7 +58,8 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"expected an IANA time zone such as Asia/Shanghai, got {value!r}")
+            message = f"expected an IANA time zone such as Asia/Shanghai, got {value!r}"
+            raise ValueError(message) from None
         return value
 
     @field_validator("s3_endpoint")

@@ -7,6 +7,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PACKAGES = ("xunjian", "numpy", "opencv-python-headless", "onnxruntime", "torch", "ultralytics")
@@ -21,7 +22,7 @@ def machine_info() -> dict[str, Any]:
             versions[name] = None
     cpu = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        with Path("/proc/cpuinfo").open(encoding="utf-8") as handle:
             for line in handle:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()

@@ -4,6 +4,8 @@
 ``{"image", "width", "height", "detections": [{"detector", "class", "confidence",
 "bbox_xyxy"}]}`` in original image pixels; an image that cannot be read gives
 ``{"image", "error"}`` instead, the others go on, and the exit code is 1 at the end.
+A photo's own metadata (DJI pose and camera), when it has it, lets the stage skip tiles above
+the horizon and pick the working scale from ``--gsd``.
 A model that cannot be loaded stops the command before any image (exit 2).
 """
 
@@ -19,6 +21,7 @@ from xunjian.cli.output import console, fail
 from xunjian.errors import DetectorError, InputError, XunjianError
 
 if TYPE_CHECKING:
+    from xunjian.core.records import Frame
     from xunjian.models.detector import DetectorSet
     from xunjian.models.registry import BackendName
 
@@ -44,7 +47,10 @@ def detect(
     backend: Annotated[str, typer.Option(help="onnxruntime or ultralytics")] = "onnxruntime",
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="confidence threshold")] = 0.25,
     iou: Annotated[float, typer.Option(min=0.0, max=1.0, help="NMS IoU threshold")] = 0.7,
-    tile: Annotated[int | None, typer.Option(min=32, help="tile size in px")] = 640,
+    tile: Annotated[
+        int | None,
+        typer.Option(min=32, help="tile size in px [default: the model input, 640 shipped]"),
+    ] = None,
     overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="tile overlap")] = 0.2,
     mode: Annotated[str, typer.Option(help="auto, tiles or full (no tiling)")] = "auto",
     scale: Annotated[
@@ -52,6 +58,13 @@ def detect(
     ] = 1.0,
     batch: Annotated[int, typer.Option(min=1, help="tiles per model call")] = 8,
     threads: Annotated[int | None, typer.Option(min=1, help="onnxruntime threads")] = None,
+    pose: Annotated[
+        bool, typer.Option(help="read the photo's pose (DJI metadata) to skip sky tiles")
+    ] = True,
+    gsd: Annotated[
+        float | None,
+        typer.Option(min=0.0001, help="working ground sample distance, m/px (nadir photos)"),
+    ] = None,
 ) -> None:
     """Run the detectors on images and print what they find."""
     from xunjian.inspect.detect import DetectOptions, detect_frame
@@ -72,7 +85,8 @@ def detect(
                 batch_size=batch,
                 mode=cast(Literal["auto", "tiles", "full"], mode),
             ),
-            working_scale=scale,
+            working_scale=scale if gsd is None else None,
+            target_gsd_m=gsd,
             max_pixels=get_settings().max_image_pixels,
         )
     except ValueError as exc:
@@ -84,7 +98,8 @@ def detect(
     failed = 0
     for path in images:
         try:
-            result = detect_frame(detectors, path, options=options)
+            frame = _frame_of(path, options.max_pixels) if pose else None
+            result = detect_frame(detectors, path, frame=frame, source=str(path), options=options)
         except (InputError, DetectorError) as exc:
             failed += 1
             if json_lines:
@@ -119,6 +134,17 @@ def _load(
     name = detector or _detector_from_path(model)
     loaded = load_detector(model, detector=name, classes=names, backend=backend, threads=threads)
     return DetectorSet([loaded])
+
+
+def _frame_of(path: Path, max_pixels: int) -> Frame | None:
+    """The photo's pose and camera when its metadata gives them; None otherwise."""
+    from xunjian.inspect.metadata import extract_metadata
+
+    try:
+        meta = extract_metadata(path, max_pixels=max_pixels)
+    except XunjianError:
+        return None  # not a JPEG or no usable metadata: detect without it
+    return meta.to_frame(batch_id="cli", key=str(path), sha256="")
 
 
 def _detector_from_path(model: Path) -> str:

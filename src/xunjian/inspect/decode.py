@@ -112,7 +112,7 @@ def _exif_orientation(app1: list[bytes]) -> int:
 
 
 def _pillow_size(data: bytes, source: str) -> tuple[str, int, int]:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with _PIL_LOCK, warnings.catch_warnings():
@@ -121,8 +121,18 @@ def _pillow_size(data: bytes, source: str) -> tuple[str, int, int]:
                 return (image.format or "image", image.width, image.height)
     except Image.DecompressionBombError as exc:
         raise InputError(f"decompression bomb refused: {exc}", source=source) from exc
+    except UnidentifiedImageError as exc:
+        text = all(32 <= b < 127 or b in (9, 10, 13) for b in data[:64])
+        found = "text" if text else f"data starting {data[:8].hex()}"
+        raise InputError(
+            f"not a readable image: unknown format, found {found}", source=source
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"not a readable image: {exc}", source=source) from exc
+    except ImportError as exc:
+        # Once ultralytics is imported it patches Image.open to import an optional HEIF plugin
+        # on unidentified files; without the plugin that is an ImportError, not a bad image.
+        raise InputError(f"not a readable image (no decoder for it: {exc})", source=source) from exc
 
 
 def read_image_header(data: bytes, source: str) -> ImageHeader:

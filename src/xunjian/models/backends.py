@@ -32,11 +32,14 @@ __all__ = [
     "Letterbox",
     "PredictParams",
     "TensorBackend",
+    "batched_nms",
     "box_iou",
     "decode_yolo_output",
     "letterbox_batch",
     "letterbox_geometry",
     "nms",
+    "predict_tensor_backend",
+    "unletterbox",
 ]
 
 Image = NDArray[np.uint8]

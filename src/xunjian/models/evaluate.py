@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from xunjian.errors import ConfigurationError
-from xunjian.models.train import dataset_class_names, limit_threads, read_data_yaml
+from xunjian.models.train import (
+    count_split_images,
+    dataset_class_names,
+    limit_threads,
+    read_data_yaml,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,7 @@ def _result(
         data=str(data_yaml),
         split=split,
         imgsz=imgsz,
-        images=int(getattr(metrics, "seen", 0)) or _count_split_images(metrics),
+        images=count_split_images(data_yaml, split),
         instances=int(np.sum(nt_class)),
         map50=float(box.map50),
         map50_95=float(box.map),
@@ -206,7 +211,3 @@ def _result(
         iou=iou,
         classes=tuple(classes),
     )
-
-
-def _count_split_images(metrics: Any) -> int:
-    return len(getattr(getattr(metrics, "box", None), "image_metrics", {}) or {})

@@ -129,10 +129,10 @@ def _epochs_done(run_dir: Path) -> int | None:
 
 
 def _train_images(args: dict[str, Any], data_yaml: Path) -> int | None:
-    from xunjian.models.train import count_train_images
+    from xunjian.models.train import count_split_images
 
     trained_on = Path(str(args.get("data") or data_yaml))
-    return count_train_images(trained_on) if trained_on.is_file() else None
+    return count_split_images(trained_on) if trained_on.is_file() else None
 
 
 def train_command_line(detector: str, args: dict[str, Any], run_dir: Path) -> str:

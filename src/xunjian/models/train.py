@@ -124,12 +124,12 @@ def limit_threads(threads: int) -> None:
         torch.set_num_interop_threads(threads)
 
 
-def _count_train_images(data: dict[str, Any], data_yaml: Path) -> int:
+def _count_images(data: dict[str, Any], data_yaml: Path, split: str = "train") -> int:
     root = Path(str(data.get("path") or data_yaml.parent))
     if not root.is_absolute():
         root = data_yaml.parent / root
-    train = data.get("train", "images/train")
-    folders = train if isinstance(train, list) else [train]
+    entry = data.get(split, f"images/{split}")
+    folders = entry if isinstance(entry, list) else [entry]
     suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
     count = 0
     for entry in folders:
@@ -143,9 +143,9 @@ def _count_train_images(data: dict[str, Any], data_yaml: Path) -> int:
     return count
 
 
-def count_train_images(data_yaml: Path) -> int:
-    """How many images the ``train`` entry of a data.yaml names (folders or list files)."""
-    return _count_train_images(read_data_yaml(data_yaml), data_yaml)
+def count_split_images(data_yaml: Path, split: str = "train") -> int:
+    """How many images a split of a data.yaml names (folders or list files)."""
+    return _count_images(read_data_yaml(data_yaml), data_yaml, split)
 
 
 def choose_cache(data_yaml: Path, imgsz: int) -> str | bool:
@@ -153,7 +153,7 @@ def choose_cache(data_yaml: Path, imgsz: int) -> str | bool:
 
     Never ``"disk"``: that writes ``.npy`` files next to the dataset's images.
     """
-    count = count_train_images(data_yaml)
+    count = count_split_images(data_yaml)
     return "ram" if count * imgsz * imgsz * 3 <= CACHE_RAM_LIMIT_BYTES else False
 
 

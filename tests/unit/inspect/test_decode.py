@@ -66,6 +66,7 @@ def test_exif_orientation_is_applied_like_opencv(orientation: int) -> None:
     assert (header.width, header.height) == expected_size
     ours = decode_image(data).pixels
     opencv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF
+    assert opencv is not None
     assert ours.shape == opencv.shape == (expected_size[1], expected_size[0], 3)
     assert np.array_equal(ours, opencv)
     half = decode_image(data, working_scale=0.5)
@@ -103,7 +104,7 @@ def test_unusable_files_are_input_errors_naming_the_file(tmp_path: Path, case: s
         "corrupt_header": "expected a marker",
         "corrupt_scan": "corrupt JPEG data: marker FFC0 inside the compressed image",
         "truncated": "truncated",
-        "text_named_jpg": "not a readable image",
+        "text_named_jpg": "not a readable image: unknown format, found text",
         "empty_file": "empty file",
         "decompression_bomb": "decompression bomb refused: header claims 65535×65535",
     }

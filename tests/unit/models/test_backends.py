@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -237,7 +238,7 @@ def backend_run(tiny_yolo, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     )
 
 
-def _agreement(a: list, b: list) -> tuple[int, float, float]:
+def _agreement(a: list[Any], b: list[Any]) -> tuple[int, float, float]:
     """(boxes, min IoU, max |Δconf|) matching every box of ``a`` to ``b``'s same class."""
     n, worst_iou, worst_conf = 0, 1.0, 0.0
     for (xa, ca, ka), (xb, cb, kb) in zip(a, b, strict=True):
@@ -254,7 +255,7 @@ def _agreement(a: list, b: list) -> tuple[int, float, float]:
 
 
 @pytest.mark.slow
-def test_onnxruntime_and_ultralytics_give_the_same_boxes(backend_run: dict) -> None:
+def test_onnxruntime_and_ultralytics_give_the_same_boxes(backend_run: dict[str, Any]) -> None:
     boxes = backend_run["boxes"]
     assert backend_run["sizes"] == {"ort": [160, 160], "ul_onnx": [160, 160], "ul_pt": [160, 160]}
     n, iou, conf = _agreement(boxes["ort"], boxes["ul_onnx"])
@@ -266,14 +267,16 @@ def test_onnxruntime_and_ultralytics_give_the_same_boxes(backend_run: dict) -> N
 
 
 @pytest.mark.slow
-def test_ultralytics_backend_errors_name_the_file(backend_run: dict) -> None:
+def test_ultralytics_backend_errors_name_the_file(backend_run: dict[str, Any]) -> None:
     errors = backend_run["errors"]
     assert "garbage.pt: cannot load model with ultralytics" in errors["garbage_pt"]
     assert errors["missing"].endswith("garbage.pt.nope: model file not found")
 
 
 @pytest.mark.slow
-def test_both_backends_load_and_predict_without_a_network_attempt(backend_run: dict) -> None:
+def test_both_backends_load_and_predict_without_a_network_attempt(
+    backend_run: dict[str, Any],
+) -> None:
     assert backend_run["hook_works"] is True
     assert backend_run["attempts"] == []
 

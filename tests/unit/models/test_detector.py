@@ -97,7 +97,9 @@ def test_detector_set_names_are_unique() -> None:
 # ---- registry
 
 
-def _ship(weights: Path, detector: str, *, nc: int | None = None, card: dict | None = None) -> Path:
+def _ship(
+    weights: Path, detector: str, *, nc: int | None = None, card: dict[str, object] | None = None
+) -> Path:
     classes = classes_of(DetectorName(detector))
     path = weights / detector / "model.onnx"
     write_toy_onnx(path, nc=nc or len(classes), names=classes)

@@ -15,7 +15,9 @@ import math
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from xunjian.datasets.synth import geom, paint, roads, shapes, sprites
 from xunjian.datasets.synth.geom import F64
@@ -44,6 +46,20 @@ _AREA_MATERIAL = {
 
 def texel_of(level: int) -> float:
     return BASE_TEXEL_M * (1 << level)
+
+
+def touched(poly: F64, span: float, ix0: int, iy0: int, nx: int, ny: int) -> NDArray[np.bool_]:
+    """Which tiles (ny, nx), row = iy − iy0, of the grid from (ix0, iy0) the polygon touches,
+    with a margin of an eighth of a tile (conservative: rasterised on a finer grid, dilated)."""
+    sub = 8
+    grid = np.zeros((ny * sub, nx * sub), np.uint8)
+    xy = np.column_stack([poly[:, 0] / span - ix0, poly[:, 1] / span - iy0]) * sub - 0.5
+    pts = [np.round(xy * (1 << _SHIFT)).astype(np.int32)]
+    cv2.fillPoly(grid, pts, 1, cv2.LINE_8, _SHIFT)
+    cv2.polylines(grid, pts, True, 1, 1, cv2.LINE_8, _SHIFT)
+    grid = cv2.dilate(grid, np.ones((3, 3), np.uint8))
+    out: NDArray[np.bool_] = grid.reshape(ny, sub, nx, sub).max(axis=(1, 3)) > 0
+    return out
 
 
 def sun_vector(world: World) -> F64:
@@ -125,15 +141,32 @@ class GroundTexture:
             self._tiles.popitem(last=False)
         return img
 
-    def mosaic(self, level: int, e0: float, n0: float, e1: float, n1: float) -> tuple[U8, F64]:
-        """Tiles covering the box as one image, and the 3×3 map (E, N, 1) → its pixels."""
+    def mosaic(
+        self, level: int, e0: float, n0: float, e1: float, n1: float, within: F64 | None = None
+    ) -> tuple[U8, F64]:
+        """Tiles covering the box as one image, and the 3×3 map (E, N, 1) → its pixels.
+
+        With ``within`` (a polygon, world E, N) only the tiles it touches are painted, the rest
+        of the box left black: a frame's footprint rarely fills its bounding box.
+        """
         t = texel_of(level)
         span = TILE_PX * t
         ix0, ix1 = math.floor(e0 / span), math.floor(e1 / span)
         iy0, iy1 = math.floor(n0 / span), math.floor(n1 / span)
-        keys = [(level, ix, iy) for iy in range(iy0, iy1 + 1) for ix in range(ix0, ix1 + 1)]
+        need = (
+            np.ones((iy1 - iy0 + 1, ix1 - ix0 + 1), bool)
+            if within is None
+            else touched(within, span, ix0, iy0, ix1 - ix0 + 1, iy1 - iy0 + 1)
+        )
+        keys = [
+            (level, ix, iy)
+            for iy in range(iy0, iy1 + 1)
+            for ix in range(ix0, ix1 + 1)
+            if need[iy - iy0, ix - ix0]
+        ]
         self._prefetch([key for key in keys if key not in self._tiles])
-        out = np.empty(((iy1 - iy0 + 1) * TILE_PX, (ix1 - ix0 + 1) * TILE_PX, 3), np.uint8)
+        shape = ((iy1 - iy0 + 1) * TILE_PX, (ix1 - ix0 + 1) * TILE_PX, 3)
+        out = np.empty(shape, np.uint8) if need.all() else np.zeros(shape, np.uint8)
         for _, ix, iy in keys:
             row = (iy1 - iy) * TILE_PX
             col = (ix - ix0) * TILE_PX

@@ -80,7 +80,7 @@ def _labels(g: GroundTexture, tl: _Tile) -> tuple[U8, set[int]]:
     return label, used
 
 
-def _markings(g: GroundTexture, tl: _Tile, out: F32, spots: F32) -> None:
+def _markings(g: GroundTexture, tl: _Tile, out: F32) -> None:
     ids = tl.ids(g.marks)
     for kind, colour in roads.PAINT.items():
         drawn = [tl.px(g.marks.polys[i]) for i in ids if g.marks.kinds[i] == kind]
@@ -88,14 +88,28 @@ def _markings(g: GroundTexture, tl: _Tile, out: F32, spots: F32) -> None:
             continue
         cov = np.zeros((tl.n, tl.n), np.uint8)
         tl.fill(cov, drawn, 255, aa=True)
-        a = cov.astype(np.float32) * (1.0 / 255.0)
-        a *= np.clip(0.82 - 0.25 * spots, 0.3, 0.9)
-        ys, xs = np.nonzero(cov.any(axis=1))[0], np.nonzero(cov.any(axis=0))[0]
-        if len(ys) == 0:
+        sl = _nonzero(cov)
+        if sl is None:
             continue
-        sl = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+        rows, cols = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        e0, n1 = tl.e0 + sl[1].start * tl.t, tl.n1 - sl[0].start * tl.t
+        spots = g.noise.sample(g.noise.SPOTS, e0, n1, tl.t, rows, cols)
+        a = cov[sl].astype(np.float32) * (1.0 / 255.0)
+        a *= np.clip(0.82 - 0.25 * spots, 0.3, 0.9)
         part = out[sl]
-        part += (np.array(colour, np.float32) - part) * a[sl][..., None]
+        part += (np.array(colour, np.float32) - part) * a[..., None]
+
+
+def _nonzero(img: U8, pad: int = 0) -> tuple[slice, slice] | None:
+    """The box around the non-zero pixels of ``img``, grown by ``pad``; None if all zero."""
+    x, y, w, h = cv2.boundingRect(img)
+    if w == 0 or h == 0:
+        return None
+    rows, cols = img.shape[:2]
+    return (
+        slice(max(0, y - pad), min(rows, y + h + pad)),
+        slice(max(0, x - pad), min(cols, x + w + pad)),
+    )
 
 
 def _trees(g: GroundTexture, tl: _Tile, out: F32, shade: U8) -> None:
@@ -111,20 +125,25 @@ def _trees(g: GroundTexture, tl: _Tile, out: F32, shade: U8) -> None:
     tl.fill(cast, [tl.px(crowns.polys[i] + offset) for i in ids], 200, aa=True)
     tl.fill(mask, [tl.px(crowns.polys[i]) for i in ids], 255, aa=True)
     np.maximum(shade, cast, out=shade)
-    if not mask.any():
+    sl = _nonzero(mask, 3)
+    if sl is None:
         return
-    # Domed crowns: brighter towards the sun, from the distance to the crown's edge.
-    dist = cv2.distanceTransform((mask > 127).astype(np.uint8), cv2.DIST_L2, 3)
+    # Domed crowns: brighter towards the sun, from the distance to the crown's edge. Worked out
+    # only around the crowns: the box keeps a margin of bare ground, so nothing changes.
+    crop = mask[sl]
+    dist = cv2.distanceTransform((crop > 127).astype(np.uint8), cv2.DIST_L2, 3)
     dome = np.minimum(dist * (tl.t / 1.2), 1.0)
     gy, gx = np.gradient(dome)
     sun = sun_vector(g.world)
     toward = (gx * sun[0] - gy * sun[1]) * (1.2 / tl.t)
     light = np.clip(1.0 - 0.45 * toward, 0.6, 1.4) * (0.85 + 0.15 * dome)
     level = round(math.log2(tl.t / 0.02))
-    col = g.texture(MATERIAL_INDEX["canopy"], level).astype(np.float32) * light[..., None]
-    cover = mask.astype(np.float32) * (1.0 / 255.0)
-    out += (col - out) * cover[..., None]
-    shade[mask > 0] = 0  # a crown is lit; its own shadow falls on the ground beyond it
+    tex = g.texture(MATERIAL_INDEX["canopy"], level)[sl]
+    col = tex.astype(np.float32) * light[..., None]
+    cover = crop.astype(np.float32) * (1.0 / 255.0)
+    part = out[sl]
+    part += (col - part) * cover[..., None]
+    shade[sl][crop > 0] = 0  # a crown is lit; its own shadow falls on the ground beyond it
 
 
 def _targets(g: GroundTexture, tl: _Tile, out: F32, level: int) -> None:
@@ -177,12 +196,9 @@ def tile(g: GroundTexture, level: int, ix: int, iy: int) -> U8:
     img = np.empty((tl.n, tl.n, 3), np.uint8)
     for mat in sorted(used):
         cv2.copyTo(g.texture(mat, level), (label == mat).view(np.uint8), img)
-    wear = g.noise.sample(0, tl.e0, tl.n1, tl.t, tl.n, tl.n)
-    spots = g.noise.sample(1, tl.e0, tl.n1, tl.t, tl.n, tl.n)
-    gain = cv2.addWeighted(wear, 0.06, spots, 0.035, 1.0)
-    out = img.astype(np.float32)
-    out *= gain[..., None]
-    _markings(g, tl, out, spots)
+    gain = g.noise.sample(g.noise.GAIN, tl.e0, tl.n1, tl.t, tl.n, tl.n)
+    out: F32 = cv2.multiply(img, gain, dtype=cv2.CV_32F)
+    _markings(g, tl, out)
     shade = np.zeros((tl.n, tl.n), np.uint8)
     tl.fill(
         shade,
@@ -191,9 +207,12 @@ def tile(g: GroundTexture, level: int, ix: int, iy: int) -> U8:
         aa=True,
     )
     _trees(g, tl, out, shade)
-    shade[label >= MATERIAL_INDEX["roof_concrete"]] = 0  # roofs stand above the shadows
-    if shade.any():
-        out *= (1.0 - shade.astype(np.float32) * (0.5 / 255.0))[..., None]
+    sl = _nonzero(shade)
+    if sl is not None:
+        shade_sl = shade[sl]
+        shade_sl[label[sl] >= MATERIAL_INDEX["roof_concrete"]] = 0  # roofs stand above them
+        out[sl] *= (1.0 - shade_sl.astype(np.float32) * (0.5 / 255.0))[..., None]
     _targets(g, tl, out, level)
-    result: U8 = np.clip(out, 0, 255).astype(np.uint8)
+    np.clip(out, 0, 255, out=out)
+    result: U8 = out.astype(np.uint8)
     return result

@@ -134,7 +134,8 @@ class Renderer:
             world_fp = (view.cam_to_world_en @ np.column_stack([fp, np.ones(len(fp))]).T).T
             pad = 2 * texel_of(level)
             e0, n0, e1, n1 = geom.bbox(world_fp[:, :2])
-            mosaic, m = self.ground.mosaic(level, e0 - pad, n0 - pad, e1 + pad, n1 + pad)
+            box = (e0 - pad, n0 - pad, e1 + pad, n1 + pad)
+            mosaic, m = self.ground.mosaic(level, *box, within=world_fp[:, :2])
             shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5 - v0], [0.0, 0.0, 1.0]])
             warp = shift @ hom @ np.linalg.inv(m)
             cv2.warpPerspective(
@@ -171,14 +172,17 @@ class Renderer:
         if float(alpha.max()) < 2e-3:
             return
         elev = np.clip(np.arcsin(np.clip(rz / norm, -1, 1)) / 0.6, 0.0, 1.0)[..., None]
-        colour = (HAZE * (1 - elev) + ZENITH * elev).astype(np.float32)
-        a_full = cv2.resize(alpha, (k.width, k.height), interpolation=cv2.INTER_LINEAR)
-        c_full = cv2.resize(colour, (k.width, k.height), interpolation=cv2.INTER_LINEAR)
-        rows = np.flatnonzero(a_full.max(axis=1) > 1e-3)
-        r0 = int(rows[0]) if len(rows) else k.height
-        part = img[r0:].astype(np.float32)
-        a = a_full[r0:, :, None]
-        img[r0:] = np.clip(part * (1 - a) + c_full[r0:] * a, 0, 255).astype(np.uint8)
+        colour = np.clip(HAZE * (1 - elev) + ZENITH * elev, 0, 255).astype(np.uint8)
+        # Blended from the first row that needs it, in 8 bits (one OpenCV pass, no float copy
+        # of the frame): a uint8 colour is within half a level of the float one.
+        coarse_rows = np.flatnonzero(alpha.max(axis=1) > 1e-3)
+        if len(coarse_rows) == 0:
+            return
+        r0 = max(0, math.floor((coarse_rows[0] - 1) * k.height / sh))
+        size = (k.width, k.height)
+        a_full = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)[r0:]
+        c_full = cv2.resize(colour, size, interpolation=cv2.INTER_LINEAR)[r0:]
+        img[r0:] = cv2.blendLinear(img[r0:], c_full, 1.0 - a_full, a_full)
 
     def _far_corner_m(self, view: View) -> float:
         k = view.k

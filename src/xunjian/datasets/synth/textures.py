@@ -155,7 +155,10 @@ def tiled(texture: U8, rows: int, cols: int, row0: int = 0, col0: int = 0) -> U8
 
 
 class NoiseFields:
-    """Smooth world-fixed noise (values about −1…1) sampled at 1 m over a square."""
+    """Smooth world-fixed noise (values about −1…1) sampled at 1 m over a square: fields
+    WEAR and SPOTS, and GAIN = 1 + 0.06·wear + 0.035·spots in three channels."""
+
+    WEAR, SPOTS, GAIN = 0, 1, 2
 
     def __init__(self, seed: int, size_m: float, margin_m: float = 200.0) -> None:
         self.half = size_m / 2 + margin_m
@@ -166,6 +169,10 @@ class NoiseFields:
             white = rng.standard_normal((n, n)).astype(np.float32)
             f = np.asarray(cv2.GaussianBlur(white, (0, 0), sigma), np.float32)
             self.fields.append(f / np.float32(max(float(f.std()), 1e-6)))
+        # Field GAIN: the brightness variation of the ground (wear and spots), per channel, so
+        # a tile samples it once and multiplies in one pass.
+        gain = cv2.addWeighted(self.fields[0], 0.06, self.fields[1], 0.035, 1.0)
+        self.fields.append(np.ascontiguousarray(np.repeat(gain[..., None], 3, axis=2)))
 
     def sample(self, index: int, e0: float, n1: float, texel: float, rows: int, cols: int) -> F32:
         """Field ``index`` on a grid whose pixel centres are (e0 + (c+½)t, n1 − (r+½)t)."""
