@@ -10,6 +10,7 @@
      ├── DatabaseError                       the database refused or is unreachable
      ├── DetectorError                       a model that cannot load or run
      ├── GeoreferenceError                   a pixel that cannot be placed on the ground
+     ├── IssueTransitionError (ValueError)   an issue status change the lifecycle does not allow
      └── CaseSystemError                     the case system refused or is unreachable
 
 Messages name the thing (file, key, field) and say what was expected and what was found.
@@ -62,6 +63,10 @@ class DetectorError(XunjianError):
 
 class GeoreferenceError(XunjianError):
     """A frame or pixel that cannot be placed on the ground, with the reason."""
+
+
+class IssueTransitionError(XunjianError, ValueError):
+    """A status change the lifecycle does not allow (e.g. ``rejected`` → ``published``)."""
 
 
 class CaseSystemError(XunjianError):

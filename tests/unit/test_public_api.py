@@ -13,6 +13,7 @@ EXPECTED = {
     "DetectorError",
     "GeoreferenceError",
     "InputError",
+    "IssueTransitionError",
     "MetadataError",
     "ObjectNotFoundError",
     "StorageError",

@@ -9,7 +9,9 @@ closed issue. Expected, per issue (attributed to its target as in ``bench.fusion
 * a spoil-truck event → ``not_applicable`` (events are never verified);
 * a place flight 2 did not show well (fewer than 2 frames show the target's day-0 outline
   whole and unoccluded, with the exact pose) → ``undecided``;
-* a repaired target → ``verified_fixed``; an unchanged one → ``recurred``.
+* a repaired target → ``verified_fixed``; an unchanged one → ``recurred``; a repaired one
+  with a *new* target of its class within the class radius on the later day → ``recurred``
+  (the problem came back at that place: dumping again where a pile was cleared).
 
 Issues of false positives have no target and are reported apart. The figures: the share of
 correct decisions, the confusion table, and the dangerous error counted on its own — a
@@ -20,6 +22,7 @@ May import: anything in xunjian but ``service`` and ``cli``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 from xunjian.bench.fusion import DetectorNoise, SimFlight, attribute, simulate_flight
 from xunjian.core.fusion import fuse_batch
 from xunjian.core.issues import Issue, IssueStatus
+from xunjian.core.taxonomy import class_info
 from xunjian.core.verify import Outcome, VerifyParams, verify_batch
 from xunjian.datasets.synth import PoseNoise, World, frame_truth, survey_area
 from xunjian.datasets.synth.render import Renderer
@@ -56,7 +60,7 @@ def covered_targets(day0: World, flight: SimFlight) -> Counter[str]:
 
 
 def expected_outcome(
-    issue: Issue, target: str | None, day: World, covered: Counter[str]
+    issue: Issue, target: str | None, day0: World, day: World, covered: Counter[str]
 ) -> Outcome | None:
     """What a perfect verifier would say (None: a false-positive issue, no truth)."""
     if issue.is_event:
@@ -67,7 +71,25 @@ def expected_outcome(
         return Outcome.UNDECIDED
     changes = day.changes
     assert changes is not None
-    return Outcome.VERIFIED_FIXED if target in changes.repaired else Outcome.RECURRED
+    if target not in changes.repaired:
+        return Outcome.RECURRED
+    return Outcome.RECURRED if _came_back(target, day0, day) else Outcome.VERIFIED_FIXED
+
+
+def _came_back(target: str, day0: World, day: World) -> bool:
+    """A new target of the same class within the class radius of a repaired one."""
+    changes = day.changes
+    assert changes is not None
+    by_id = {t.id: t for t in day.targets}
+    old = next((t for t in day0.targets if t.id == target), None)
+    if old is None:
+        return False
+    radius = class_info(old.cls).fuse_radius_m
+    return any(
+        by_id[n].cls == old.cls and math.dist(by_id[n].center, old.center) <= radius
+        for n in changes.new
+        if n in by_id
+    )
 
 
 def run(
@@ -103,7 +125,7 @@ def run(
     correct = total = wrong_fixed = 0
     for issue, d in zip(issues, decisions, strict=True):
         target = attribute(issue, [f1])
-        want = expected_outcome(issue, target, later, covered)
+        want = expected_outcome(issue, target, day0, later, covered)
         if want is None:
             false_positive[d.outcome.value] += 1
             continue
@@ -143,3 +165,8 @@ def run_all(seeds: tuple[int, ...] = (7, 11)) -> dict[str, Any]:
         "benchmark": "verify",
         "scenarios": {name: [run(s, **kw) for s in seeds] for name, kw in scenarios.items()},
     }
+
+
+def bench_verify(quick: bool = False) -> dict[str, Any]:
+    """Entry point of ``xunjian bench verify``: one seed when ``quick``, four otherwise."""
+    return run_all((7,) if quick else (7, 11, 23, 31))

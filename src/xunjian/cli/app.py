@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from xunjian.cli import datasets, demo, detect, georef, metadata, synth, train, upload
+from xunjian.cli import bench, datasets, demo, detect, georef, metadata, synth, train, upload
 
 app = typer.Typer(
     name="xunjian",
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (datasets, demo, detect, georef, metadata, synth, train, upload):
+for _module in (bench, datasets, demo, detect, georef, metadata, synth, train, upload):
     _module.register(app)
 
 

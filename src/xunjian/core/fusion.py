@@ -5,11 +5,17 @@ Rules (specs/taxonomy.md gives each class its radius r; specs/cases.md the lifec
 * **Static classes — greedy complete-linkage clustering, σ-aware.** Two observations are
   *compatible* when their distance d ≤ gate = max(r, min(k·√(σ₁² + σ₂²), c·r)) with
   k = 2.45 (95 % of a 2-D Gaussian) and c = 1.5: a precise pair must lie within the radius, an
-  imprecise pair may lie further apart, but never more than 1.5 r — so two real targets 2 r
-  apart cannot end up in one issue however large σ is. Observations are taken best first
-  (conf/σ²); each joins the nearest cluster (by d/gate to its fused centre) with which it is
-  compatible with *every* member (complete linkage: no single-linkage chains), else starts
-  one. A second pass merges clusters that are compatible as wholes (repairs order effects).
+  imprecise pair may lie further apart, but never more than 1.5 r. Observations are taken
+  best first (conf/σ²); each joins the nearest cluster (by d/gate to its fused centre) with
+  which it is compatible with *every* member (complete linkage: no single-linkage chains),
+  else starts one.
+* **Second pass — whole clusters merge, centroid linkage.** The frames of one survey leg
+  share their GPS error, the next leg's differ by metres, so one target seen on two legs
+  can come out as two tight clusters a little more than 1.5 r apart member to member. Two
+  clusters merge (best pair first) when their fused centres are within the gate above (fused
+  σs), every cross pair is statistically compatible (d ≤ max(r, k·√(σ₁² + σ₂²))) and
+  strictly closer than 2 r. So no issue ever spans 2 r: two real targets 2 r apart never
+  share one, however large σ is.
 * **One frame, one object per cluster**: two boxes of one frame join one cluster only when
   they overlap (intersection ≥ 30 % of the smaller box: the same object from two tiles or
   two models); two potholes side by side in one photo stay two issues.
@@ -25,18 +31,20 @@ Rules (specs/taxonomy.md gives each class its radius r; specs/cases.md the lifec
   overlapping frames are not independent evidence.
 * **Best evidence** = highest conf · exp(−σ/r) / (1 + range/30 m): sure, well placed, close.
 * **Across batches** the GPS errors of two flights are independent (metres, not
-  centimetres), so the gate is max(r, k·√(σ₁² + σ₂²)) on the fused σs *without* the 1.5 r cap;
-  instead the assignment is one-to-one, best pairs first, so two neighbouring targets never
-  both land on one old issue. A leftover cluster that fits an issue already claimed under the
-  within-batch rules (a split of the same problem) joins it too; any other cluster becomes a
-  new issue. Events match an open event of their class within its window and radius.
-  Observations an issue already holds are skipped, so re-fusing a batch changes nothing.
+  centimetres), so the gate is max(r, k'·√(σ₁² + σ₂²)) on the fused σs, k' = 3.0 (a whole
+  flight can be off by 2σ), *without* the 1.5 r cap; instead the assignment is one-to-one,
+  best pairs first, so two neighbouring targets never both land on one old issue. A
+  leftover cluster that fits an issue already claimed under the within-batch rules (a split
+  of the same problem) joins it too; any other cluster becomes a new issue. Events match an
+  open event of their class within its window and radius. Observations an issue already
+  holds are skipped, so re-fusing a batch changes nothing.
 
 May import: numpy, the standard library and ``xunjian.core`` only.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -59,6 +67,7 @@ class FusionParams:
     """The knobs of the rules in the module docstring."""
 
     k_sigma: float = 2.45
+    k_sigma_across: float = 3.0
     max_gate_factor: float = 1.5
     same_frame_overlap: float = 0.3
     view_discount: float = 0.5
@@ -81,7 +90,7 @@ def pair_gate(radius_m: float, sigma1: float, sigma2: float, p: FusionParams) ->
 
 def cross_batch_gate(radius_m: float, sigma1: float, sigma2: float, p: FusionParams) -> float:
     """The gate between positions from two flights: independent GPS errors, so no cap."""
-    return max(radius_m, p.k_sigma * math.hypot(sigma1, sigma2))
+    return max(radius_m, p.k_sigma_across * math.hypot(sigma1, sigma2))
 
 
 def _sigma(o: Observation) -> float:
@@ -120,7 +129,8 @@ def _time_gap_s(a: datetime | None, b: datetime | None) -> float | None:
 
 
 class _Cluster:
-    def __init__(self, first: Observation, en: tuple[float, float]) -> None:
+    def __init__(self, first: Observation, en: tuple[float, float], index: int = 0) -> None:
+        self.index = index
         self.members: list[Observation] = [first]
         self.points: list[tuple[float, float]] = [en]
         self.centre = en
@@ -140,11 +150,21 @@ def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
-def _compatible_static(a: _Cluster, b: _Cluster, radius: float, p: FusionParams) -> float | None:
-    """d/gate between the two clusters' centres when every cross pair is compatible."""
+def _compatible_static(
+    a: _Cluster, b: _Cluster, radius: float, p: FusionParams, *, whole: bool
+) -> float | None:
+    """d/gate between the two clusters' centres when every cross pair is compatible.
+
+    ``whole``: two clusters (second pass) rather than an observation joining a cluster.
+    """
     for oa, pa in zip(a.members, a.points, strict=True):
         for ob, pb in zip(b.members, b.points, strict=True):
-            if _dist(pa, pb) > pair_gate(radius, _sigma(oa), _sigma(ob), p):
+            d = _dist(pa, pb)
+            if whole:
+                stat = max(radius, p.k_sigma * math.hypot(_sigma(oa), _sigma(ob)))
+                if d >= 2.0 * radius or d > stat:
+                    return None
+            elif d > pair_gate(radius, _sigma(oa), _sigma(ob), p):
                 return None
     if _frames_conflict(a.members, b.members, p):
         return None
@@ -197,23 +217,30 @@ def cluster_observations(
             range(len(observations)),
             key=lambda i: (-_quality(observations[i]), observation_key(observations[i])),
         )
+    # The widest distance at which two members can be compatible: r for events, 2 r static.
+    cell = info.fuse_radius_m * (1.0 if info.is_event else max(params.max_gate_factor, 2.0))
+    grid = _Grid(cell)
     clusters: list[_Cluster] = []
     for i in order:
-        single = _Cluster(observations[i], (float(e[i]), float(n[i])))
-        target = _best_fit(clusters, single, info, params)
+        single = _Cluster(observations[i], (float(e[i]), float(n[i])), len(clusters))
+        target = _best_fit(grid.near(single.points), single, info, params)
         if target is None:
             clusters.append(single)
+            grid.add(single, single.points[0])
         else:
             target.add(observations[i], single.points[0])
-    clusters = _merge_pass(clusters, info, params)
-    return [tuple(c.members) for c in clusters]
+            grid.add(target, single.points[0])
+    merged = _merge_pass(clusters, grid, info, params)
+    return [tuple(c.members) for c in merged]
 
 
 def _when(o: Observation) -> float:
     return o.captured_at.timestamp() if o.captured_at is not None else 0.0
 
 
-def _score(a: _Cluster, b: _Cluster, info: ClassInfo, p: FusionParams) -> float | None:
+def _score(
+    a: _Cluster, b: _Cluster, info: ClassInfo, p: FusionParams, *, whole: bool = False
+) -> float | None:
     """How well two clusters fit together (lower is better), None when they must not merge."""
     radius = info.fuse_radius_m
     if info.is_event:
@@ -223,35 +250,82 @@ def _score(a: _Cluster, b: _Cluster, info: ClassInfo, p: FusionParams) -> float 
     # Cheap reject first: no pair of centres further apart than the widest gate can merge.
     if _dist(a.centre, b.centre) > p.max_gate_factor * radius:
         return None
-    return _compatible_static(a, b, radius, p)
+    return _compatible_static(a, b, radius, p, whole=whole)
 
 
 def _best_fit(
-    clusters: Sequence[_Cluster], single: _Cluster, info: ClassInfo, p: FusionParams
+    candidates: Sequence[_Cluster], single: _Cluster, info: ClassInfo, p: FusionParams
 ) -> _Cluster | None:
-    best: tuple[float, _Cluster] | None = None
-    for c in clusters:
+    best: tuple[float, int, _Cluster] | None = None
+    for c in candidates:
         s = _score(c, single, info, p)
-        if s is not None and (best is None or s < best[0]):
-            best = (s, c)
-    return None if best is None else best[1]
+        if s is not None and (best is None or (s, c.index) < best[:2]):
+            best = (s, c.index, c)
+    return None if best is None else best[2]
 
 
-def _merge_pass(clusters: list[_Cluster], info: ClassInfo, p: FusionParams) -> list[_Cluster]:
+def _merge_pass(
+    clusters: list[_Cluster], grid: _Grid, info: ClassInfo, p: FusionParams
+) -> list[_Cluster]:
     """Merge whole clusters that fit together, best pair first, until none do."""
-    while True:
-        best: tuple[float, int, int] | None = None
-        for i, a in enumerate(clusters):
-            for j in range(i + 1, len(clusters)):
-                s = _score(a, clusters[j], info, p)
-                if s is not None and (best is None or s < best[0]):
-                    best = (s, i, j)
-        if best is None:
-            return clusters
-        _, i, j = best
-        for o, pt in zip(clusters[j].members, clusters[j].points, strict=True):
-            clusters[i].add(o, pt)
-        del clusters[j]
+    alive = {c.index: c for c in clusters}
+    version = dict.fromkeys(alive, 0)
+    heap: list[tuple[float, int, int, int, int]] = []
+
+    def push_pairs(a: _Cluster) -> None:
+        for b in grid.near(a.points):
+            if b is not a:
+                s = _score(a, b, info, p, whole=True)
+                if s is not None:
+                    i, j = sorted((a.index, b.index))
+                    heapq.heappush(heap, (s, i, j, version[i], version[j]))
+
+    for c in clusters:
+        push_pairs(c)
+    while heap:
+        _, i, j, vi, vj = heapq.heappop(heap)
+        if i not in alive or j not in alive or (vi, vj) != (version[i], version[j]):
+            continue
+        keep, gone = alive[i], alive.pop(j)
+        grid.remove(gone)
+        for o, pt in zip(gone.members, gone.points, strict=True):
+            keep.add(o, pt)
+            grid.add(keep, pt)
+        version[i] += 1
+        push_pairs(keep)
+    return [c for c in clusters if c.index in alive]
+
+
+class _Grid:
+    """Clusters filed under the cells of their members' points (cell = the widest gate):
+    two clusters that can merge have members in neighbouring cells."""
+
+    def __init__(self, cell_m: float) -> None:
+        self.cell = cell_m
+        self.cells: dict[tuple[int, int], list[_Cluster]] = defaultdict(list)
+
+    def _key(self, pt: tuple[float, float]) -> tuple[int, int]:
+        return (math.floor(pt[0] / self.cell), math.floor(pt[1] / self.cell))
+
+    def add(self, c: _Cluster, pt: tuple[float, float]) -> None:
+        bucket = self.cells[self._key(pt)]
+        if all(x is not c for x in bucket):
+            bucket.append(c)
+
+    def remove(self, c: _Cluster) -> None:
+        for pt in c.points:
+            bucket = self.cells.get(self._key(pt), [])
+            bucket[:] = [x for x in bucket if x is not c]
+
+    def near(self, points: Sequence[tuple[float, float]]) -> list[_Cluster]:
+        keys = {
+            (kx + dx, ky + dy)
+            for kx, ky in map(self._key, points)
+            for dx in (-1, 0, 1)
+            for dy in (-1, 0, 1)
+        }
+        found = {c.index: c for k in keys for c in self.cells.get(k, ())}
+        return [found[i] for i in sorted(found)]
 
 
 # -- fused values ----------------------------------------------------------------------------
@@ -428,10 +502,11 @@ def _assign(
     p: FusionParams,
 ) -> list[tuple[tuple[Observation, ...], Issue | None]]:
     """Each cluster with the open issue it updates (one-to-one, best first) or None."""
+    near = _near_issues(clusters, issues, info, p)
     pairs = []
     for ci, members in enumerate(clusters):
-        for ii, issue in enumerate(issues):
-            s = _match_score(members, issue, info, p, capped=False)
+        for ii in near[ci]:
+            s = _match_score(members, issues[ii], info, p, capped=False)
             if s is not None:
                 pairs.append((s, ci, ii))
     chosen: dict[int, int] = {}
@@ -447,8 +522,43 @@ def _assign(
             continue
         fits = [
             (s, ii)
-            for ii in claimed
-            if (s := _match_score(members, issues[ii], info, p, capped=True)) is not None
+            for ii in near[ci]
+            if ii in claimed
+            and (s := _match_score(members, issues[ii], info, p, capped=True)) is not None
         ]
         out.append((members, issues[min(fits)[1]] if fits else None))
+    return out
+
+
+def _near_issues(
+    clusters: Sequence[tuple[Observation, ...]],
+    issues: Sequence[Issue],
+    info: ClassInfo,
+    p: FusionParams,
+) -> list[list[int]]:
+    """A cheap first cut: per cluster, the issues it could possibly match (vectorised)."""
+    if not issues:
+        return [[] for _ in clusters]
+    lat0, lon0 = issues[0].lat, issues[0].lon
+    ie, in_ = latlon_to_en([i.lat for i in issues], [i.lon for i in issues], lat0, lon0)
+    isig = np.array([i.sigma_m for i in issues])
+    window = info.event_window_s
+    big = float("inf")
+    first = np.array([i.first_seen.timestamp() if i.first_seen else -big for i in issues])
+    last = np.array([i.last_seen.timestamp() if i.last_seen else big for i in issues])
+    out = []
+    for members in clusters:
+        if info.is_event:
+            times = [o.captured_at.timestamp() for o in members if o.captured_at is not None]
+            if not times:
+                out.append(list(range(len(issues))))
+                continue
+            ok = (first - window <= max(times)) & (last + window >= min(times))
+        else:
+            lat, lon = fused_location(members)
+            ce, cn = latlon_to_en(lat, lon, lat0, lon0)
+            sig = np.hypot(fused_sigma(members), isig)
+            gate = np.maximum(info.fuse_radius_m, p.k_sigma_across * sig)
+            ok = np.hypot(ie - ce, in_ - cn) <= gate + 1e-6
+        out.append([int(i) for i in np.nonzero(ok)[0]])
     return out

@@ -14,7 +14,7 @@ issue (a new case linked to the old one). ``verified_fixed`` can still become ``
 when a later flight finds the problem back.
 
 Observations are identified by :func:`observation_key` — (batch, frame, detector, model
-version, box) — the key every stage is idempotent on.
+version, class, box) — the key every stage is idempotent on.
 
 May import: the standard library and ``xunjian.core`` / ``xunjian.errors`` only.
 """
@@ -27,7 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from xunjian.core.records import Observation
-from xunjian.errors import XunjianError
+from xunjian.errors import IssueTransitionError
 
 BOX_DECIMALS = 2
 """Boxes are compared (and stored) rounded to 1/100 px: re-runs reproduce them exactly."""
@@ -65,10 +65,6 @@ OPEN_STATUSES: frozenset[IssueStatus] = frozenset(
 """Statuses in which a new sighting updates the issue instead of opening another."""
 
 
-class IssueTransitionError(XunjianError, ValueError):
-    """A status change the lifecycle does not allow (e.g. ``rejected`` → ``published``)."""
-
-
 def can_transition(current: IssueStatus | str, target: IssueStatus | str) -> bool:
     """True when an issue in ``current`` may move to ``target`` (or stays where it is)."""
     a, b = IssueStatus(current), IssueStatus(target)
@@ -84,7 +80,7 @@ def check_transition(current: IssueStatus | str, target: IssueStatus | str) -> I
     return b
 
 
-ObservationKey = tuple[str, str, str, str, tuple[float, float, float, float]]
+ObservationKey = tuple[str, str, str, str, str, tuple[float, float, float, float]]
 
 
 def rounded_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -94,9 +90,19 @@ def rounded_box(box: tuple[float, float, float, float]) -> tuple[float, float, f
 
 
 def observation_key(obs: Observation) -> ObservationKey:
-    """(batch, frame, detector, model version, box): what makes an observation unique."""
+    """(batch, frame, detector, model version, class, box): what makes an observation unique.
+
+    The class is part of it because one model may put two classes on the same box.
+    """
     d = obs.detection
-    return (obs.batch_id, obs.frame_key, d.detector, d.model_version, rounded_box(d.bbox_xyxy))
+    return (
+        obs.batch_id,
+        obs.frame_key,
+        d.detector,
+        d.model_version,
+        d.class_name,
+        rounded_box(d.bbox_xyxy),
+    )
 
 
 def issue_id_for(class_name: str, seed: Observation) -> str:

@@ -198,8 +198,26 @@ def verify_batch(
     observations: Sequence[Observation],
     params: VerifyParams = VerifyParams(),
 ) -> list[VerificationDecision]:
-    """:func:`decide` for every issue against one later batch."""
-    return [decide(i, batch_id, frames, observations, params) for i in issues]
+    """:func:`decide` for every issue against one later batch.
+
+    Each observation counts for the one issue it fits best (smallest distance / gate), so a
+    problem still there does not also make its repaired neighbour look recurred.
+    """
+    claims: dict[str, list[Observation]] = {i.id: [] for i in issues}
+    for o in observations:
+        best: tuple[float, str] | None = None
+        for issue in issues:
+            if issue.class_name != o.class_name:
+                continue
+            radius = class_info(issue.class_name).fuse_radius_m
+            e, n = latlon_to_en(o.lat, o.lon, issue.lat, issue.lon)
+            gate = cross_batch_gate(radius, o.sigma_m, issue.sigma_m, params.fusion)
+            score = math.hypot(float(e), float(n)) / gate
+            if score <= 1.0 and (best is None or (score, issue.id) < best):
+                best = (score, issue.id)
+        if best is not None:
+            claims[best[1]].append(o)
+    return [decide(i, batch_id, frames, claims[i.id], params) for i in issues]
 
 
 def apply_decision(issue: Issue, decision: VerificationDecision) -> Issue:

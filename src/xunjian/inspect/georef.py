@@ -6,11 +6,16 @@ the usable range, σ too large) — nothing is dropped silently. A frame without
 intrinsics raises :class:`GeoreferenceError` naming the frame and what is missing.
 
 Which point of a box stands for the object (specs/georef.md): its centre in near-nadir views
-(pitch < −60°); in oblique and vehicle views the bottom-centre, where a standing object (a
-truck) meets the ground. Flat objects (cracks, potholes, waste lying on the road) meet the
-ground everywhere, and their bottom-centre is the *near edge*, up to half their length short of
-their centre; for them the stage takes the ground midpoint of the box's bottom-centre and
-top-centre rays, which is the middle of their ground extent along the view.
+(pitch < −60°); in oblique and vehicle views the bottom-centre, where the object meets the
+ground. The bottom-centre is the object's *near edge*, though, up to half its depth short of
+its centre, so by class (:func:`box_kind`):
+
+- ``standing`` (trucks): the bottom-centre, as the spec says;
+- ``flat`` (cracks, potholes: in the road surface): the ground midpoint of the bottom-centre
+  and top-centre rays — the middle of the object's ground extent along the view;
+- ``heap`` (anything else, e.g. garbage piles, rubble): its top edge may be the heap's top,
+  not ground, so the bottom-centre pushed away from the camera by half the box's ground width
+  (a heap is about as deep as it is wide).
 
 σ comes from :mod:`xunjian.core.uncertainty` with the frame's GPS / RTK σ, yaw and height σ,
 a pitch σ by platform (gimbal 0.2°, vehicle mount 0.3°: the car pitches on its springs) and the
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xunjian.core.camera import pixel_to_ground_enu
+from xunjian.core.camera import footprint_latlon, pixel_to_ground_enu
 from xunjian.core.geo import en_to_latlon
 from xunjian.core.records import (
     CameraIntrinsics,
@@ -44,7 +49,9 @@ __all__ = [
     "NEAR_NADIR_PITCH_DEG",
     "GroundPoint",
     "anchor_pixels",
+    "box_kind",
     "frame_camera",
+    "frame_footprint",
     "georeference",
     "ground_point",
     "pixel_points",
@@ -54,6 +61,7 @@ __all__ = [
 NEAR_NADIR_PITCH_DEG = -60.0
 DEFAULT_MAX_SIGMA_M = 10.0
 STANDING_CLASSES = frozenset({"spoil_truck", "spoil_truck_uncovered"})
+FLAT_CLASSES = frozenset({"longitudinal_crack", "transverse_crack", "alligator_crack", "pothole"})
 PITCH_SIGMA_DEG = {Platform.DRONE: 0.2, Platform.VEHICLE: 0.3}
 
 
@@ -89,17 +97,27 @@ def frame_camera(frame: Frame) -> tuple[CameraPose, CameraIntrinsics]:
     return pose, k
 
 
+def box_kind(pose: CameraPose, class_name: str) -> str:
+    """How a box of ``class_name`` is placed: ``centre``, ``flat``, ``heap`` or ``standing``."""
+    if pose.pitch_deg < NEAR_NADIR_PITCH_DEG:
+        return "centre"
+    if class_name in STANDING_CLASSES:
+        return "standing"
+    return "flat" if class_name in FLAT_CLASSES else "heap"
+
+
 def anchor_pixels(
     pose: CameraPose, box: tuple[float, float, float, float], class_name: str = ""
 ) -> list[tuple[float, float]]:
     """The pixel(s) whose ground point(s), averaged, stand for the object in ``box``."""
     x0, y0, x1, y1 = box
     u = (x0 + x1) / 2.0
-    if pose.pitch_deg < NEAR_NADIR_PITCH_DEG:
+    kind = box_kind(pose, class_name)
+    if kind == "centre":
         return [(u, (y0 + y1) / 2.0)]
-    if class_name in STANDING_CLASSES:
-        return [(u, y1)]
-    return [(u, y1), (u, y0)]
+    if kind == "flat":
+        return [(u, y1), (u, y0)]
+    return [(u, y1)]
 
 
 def _en(pose: CameraPose, k: CameraIntrinsics, uv: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -112,32 +130,36 @@ def ground_point(
     pixels: Sequence[tuple[float, float]],
     *,
     box_px: tuple[float, float] = (1.0, 1.0),
-    standing: bool = False,
+    kind: str = "centre",
     max_range_m: float | None = None,
     max_sigma_m: float = math.inf,
     sigma_pitch_deg: float | None = None,
 ) -> GroundPoint | str:
     """The ground midpoint of ``pixels`` (one or two) with its σ — or why there is none.
 
-    ``box_px`` (width, height) is the box whose ground extent adds the box term of σ; for a
-    ``standing`` object only its width counts (its height in the image is not on the ground).
+    ``box_px`` (width, height) is the box whose ground extent adds the box term of σ; ``kind``
+    (:func:`box_kind`) says how: for ``standing`` and ``heap`` objects only the width is taken
+    as ground extent (their image height is not on the ground), and a ``heap`` is pushed away
+    from the camera by half its ground width.
     """
     pose, k = frame_camera(frame)
     rng_cap = usable_range_m(frame) if max_range_m is None else max_range_m
     en = _en(pose, k, pixels)
     if not np.isfinite(en[0]).all():
-        return "above the horizon: the ray through the box never meets the ground"
+        return "above the horizon: its ray never meets the ground"
     # A far edge above the horizon (a long object to the skyline): use the near edge alone.
     point = en[np.isfinite(en).all(axis=1)].mean(axis=0)
-    rng = float(np.hypot(*point))
-    if rng > rng_cap:
-        return f"beyond the usable range: {rng:.1f} m > {rng_cap:.1f} m"
     u, v = pixels[0]
     near = _en(pose, k, [(u, v), (u + 1.0, v), (u, v - 1.0)])
     gsd_u = float(np.hypot(*(near[1] - near[0])))
     gsd_v = float(np.hypot(*(near[2] - near[0]))) if np.isfinite(near[2]).all() else gsd_u
     ext_u = gsd_u * box_px[0]
-    ext_v = ext_u if standing else gsd_v * box_px[1]
+    ext_v = ext_u if kind in ("standing", "heap") else gsd_v * box_px[1]
+    if kind == "heap" and np.hypot(*point) > 0.0:
+        point = point + point / np.hypot(*point) * ext_u / 2.0
+    rng = float(np.hypot(*point))
+    if rng > rng_cap:
+        return f"beyond the usable range: {rng:.1f} m > {rng_cap:.1f} m"
     pitch_sigma = PITCH_SIGMA_DEG[frame.platform] if sigma_pitch_deg is None else sigma_pitch_deg
     terms = sigma_terms(
         sigma_xy_m=pose.sigma_xy_m,
@@ -175,12 +197,11 @@ def georeference(
     observations: list[Observation] = []
     rejected: list[tuple[Detection, str]] = []
     for det in detections:
-        standing = det.class_name in STANDING_CLASSES
         result = ground_point(
             frame,
             anchor_pixels(pose, det.bbox_xyxy, det.class_name),
             box_px=(det.width, det.height),
-            standing=standing,
+            kind=box_kind(pose, det.class_name),
             max_range_m=max_range_m,
             max_sigma_m=max_sigma_m,
             sigma_pitch_deg=sigma_pitch_deg,
@@ -202,6 +223,14 @@ def georeference(
             )
         )
     return observations, rejected
+
+
+def frame_footprint(frame: Frame, max_range_m: float | None = None) -> list[tuple[float, float]]:
+    """The frame's ground polygon as (lat, lon) vertices, counter-clockwise, cut at the horizon
+    and at the usable range (default :func:`usable_range_m`); empty when it sees no ground."""
+    pose, k = frame_camera(frame)
+    ring = footprint_latlon(pose, k, usable_range_m(frame) if max_range_m is None else max_range_m)
+    return [(float(lat), float(lon)) for lat, lon in ring]
 
 
 def pixel_points(

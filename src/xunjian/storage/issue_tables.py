@@ -8,7 +8,7 @@ registers the tables on ``Base.metadata``.
   ``evidence_observation_id`` names the evidence row of ``issue_observations`` (no foreign
   key: the two tables would reference each other).
 * ``issue_observations``: every observation, unique on (batch, frame, detector, model
-  version, box) — the key that keeps a re-run of a batch from duplicating anything. The box
+  version, class, box) — the key that keeps a re-run of a batch from duplicating anything. The box
   is stored rounded (``core.issues.BOX_DECIMALS``) in ``box_key`` text for the constraint.
   ``batch_id`` is not a foreign key to ``batches``: issues outlive the batches they came from.
 * ``issue_verifications``: one decision per (issue, later batch), with its reasons.
@@ -93,6 +93,7 @@ class IssueObservationRow(Base):
             "frame_key",
             "detector",
             "model_version",
+            "class_name",
             "box_key",
             name="uq_issue_observations_key",
         ),

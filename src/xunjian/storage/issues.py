@@ -2,7 +2,7 @@
 
 :meth:`IssueStore.record_batch` fuses a batch's observations (``core.fusion``) with the open
 issues around them and writes the result in one transaction. It is idempotent on the
-observation key (batch, frame, detector, model version, box): observations already stored
+observation key (batch, frame, detector, model version, class, box): observations already stored
 are skipped, so re-running a batch never duplicates an observation or an issue. Fusion reads
 then writes, so writers are serialised (a PostgreSQL advisory lock, an ``IMMEDIATE`` SQLite
 transaction) — two workers fusing neighbouring batches cannot both open the same issue.
@@ -136,12 +136,13 @@ class IssueStore:
         now = self._clock()
         with self._writing(f"fusing batch {batch_id!r}") as conn:
             stored = {
-                (batch_id, r.frame_key, r.detector, r.model_version, r.box_key)
+                (batch_id, r.frame_key, r.detector, r.model_version, r.class_name, r.box_key)
                 for r in conn.execute(
                     select(
                         ISSUE_OBSERVATIONS.c.frame_key,
                         ISSUE_OBSERVATIONS.c.detector,
                         ISSUE_OBSERVATIONS.c.model_version,
+                        ISSUE_OBSERVATIONS.c.class_name,
                         ISSUE_OBSERVATIONS.c.box_key,
                     ).where(ISSUE_OBSERVATIONS.c.batch_id == batch_id)
                 )
@@ -334,19 +335,27 @@ class IssueStore:
             ]
 
 
-def _db_key(o: Observation) -> tuple[str, str, str, str, str]:
+def _db_key(o: Observation) -> tuple[str, str, str, str, str, str]:
     d = o.detection
-    return (o.batch_id, o.frame_key, d.detector, d.model_version, box_key(d.bbox_xyxy))
+    return (
+        o.batch_id,
+        o.frame_key,
+        d.detector,
+        d.model_version,
+        d.class_name,
+        box_key(d.bbox_xyxy),
+    )
 
 
 def _observation_id(conn: Connection, o: Observation) -> int | None:
-    _, frame, detector, model, _box = observation_key(o)
+    batch, frame, detector, model, cls, _box = observation_key(o)
     row = conn.execute(
         select(ISSUE_OBSERVATIONS.c.id).where(
-            ISSUE_OBSERVATIONS.c.batch_id == o.batch_id,
+            ISSUE_OBSERVATIONS.c.batch_id == batch,
             ISSUE_OBSERVATIONS.c.frame_key == frame,
             ISSUE_OBSERVATIONS.c.detector == detector,
             ISSUE_OBSERVATIONS.c.model_version == model,
+            ISSUE_OBSERVATIONS.c.class_name == cls,
             ISSUE_OBSERVATIONS.c.box_key == box_key(o.detection.bbox_xyxy),
         )
     ).first()

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from xunjian.core.camera import ground_enu_to_pixel
+from xunjian.core.camera import ground_enu_to_pixel, project_enu
 from xunjian.core.geo import en_to_latlon, latlon_to_en
 from xunjian.core.records import CameraIntrinsics, CameraPose, Detection, Frame, Platform
 from xunjian.errors import GeoreferenceError
-from xunjian.inspect.georef import anchor_pixels, georeference, pixel_points
+from xunjian.inspect.georef import anchor_pixels, frame_footprint, georeference, pixel_points
 
 LAT, LON = 29.563, 106.5516
 K = CameraIntrinsics(1024, 768, 900.0, 900.0, 512.0, 384.0)
@@ -25,6 +25,17 @@ def _frame(
         pose_kw.setdefault("sigma_h_m", 0.2)  # a fixed mount height, as tracks.pose_at gives
     pose = CameraPose(LAT, LON, height, yaw, pitch, **pose_kw)  # type: ignore[arg-type]
     return Frame("b", f"f{yaw}{pitch}", "", 1024, 768, platform, intrinsics=K, pose=pose)
+
+
+def _ok(result: tuple[float, float, float] | str) -> tuple[float, float, float]:
+    assert not isinstance(result, str), result
+    return result
+
+
+def _pose(yaw: float, pitch: float, height: float) -> CameraPose:
+    pose = _frame(yaw, pitch, height).pose
+    assert pose is not None
+    return pose
 
 
 def _det(box: tuple[float, float, float, float], cls: str = "pothole") -> Detection:
@@ -66,7 +77,7 @@ def test_pixels_of_known_ground_points_come_back(
         e = fwd * math.sin(psi) + side * math.cos(psi)
         n = fwd * math.cos(psi) - side * math.sin(psi)
         uv, _ = ground_enu_to_pixel(frame.pose, K, [e, n])
-        ((lat, lon, sigma),) = pixel_points(frame, [(float(uv[0]), float(uv[1]))])  # type: ignore[misc]
+        lat, lon, sigma = _ok(pixel_points(frame, [(float(uv[0]), float(uv[1]))])[0])
         ge, gn = latlon_to_en(lat, lon, LAT, LON)
         gsd = math.hypot(math.hypot(e, n), height) / K.fx
         assert math.hypot(ge - e, gn - n) < 0.01 * gsd
@@ -91,12 +102,13 @@ def test_image_top_is_north_and_right_is_east_at_nadir() -> None:
 
 def test_which_pixel_of_a_box() -> None:
     box = (100.0, 200.0, 140.0, 300.0)
-    assert anchor_pixels(_frame(0, -90, 30).pose, box) == [(120.0, 250.0)]  # type: ignore[arg-type]
-    assert anchor_pixels(_frame(0, -30, 30).pose, box, "spoil_truck") == [(120.0, 300.0)]  # type: ignore[arg-type]
-    assert anchor_pixels(_frame(0, -30, 30).pose, box, "pothole") == [
+    assert anchor_pixels(_pose(0, -90, 30), box) == [(120.0, 250.0)]
+    assert anchor_pixels(_pose(0, -30, 30), box, "spoil_truck") == [(120.0, 300.0)]
+    assert anchor_pixels(_pose(0, -30, 30), box, "garbage_pile") == [(120.0, 300.0)]
+    assert anchor_pixels(_pose(0, -30, 30), box, "pothole") == [
         (120.0, 300.0),
         (120.0, 200.0),
-    ]  # type: ignore[arg-type]
+    ]
 
 
 def test_truck_in_a_vehicle_view_is_placed_where_it_meets_the_ground() -> None:
@@ -109,6 +121,24 @@ def test_truck_in_a_vehicle_view_is_placed_where_it_meets_the_ground() -> None:
     e, n = latlon_to_en(obs[0].lat, obs[0].lon, LAT, LON)
     assert abs(e) < 0.01 and n == pytest.approx(20.0, abs=0.01)
     assert obs[0].sigma_m < 5.0  # its image height is not a ground extent
+
+
+def test_heap_in_a_vehicle_view_is_placed_at_its_centre_not_its_near_edge() -> None:
+    frame = _frame(0.0, -10.0, 1.6, Platform.VEHICLE)
+    assert frame.pose is not None
+    # A round garbage pile 2 m across and 1 m high, centred 15 m ahead: its box spans from the
+    # near edge on the ground to the top of the far side (higher in the image than the ground).
+    ring = np.array(
+        [[math.cos(a), 15.0 + math.sin(a), z] for a in np.linspace(0, 6.28, 64) for z in (0, 1)]
+    )
+    uv, _ = project_enu(frame.pose, K, ring)
+    box = (uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max())
+    (obs,), _ = georeference(frame, [_det(box, "garbage_pile")])
+    e, n = latlon_to_en(obs.lat, obs.lon, LAT, LON)
+    assert abs(e) < 0.05 and n == pytest.approx(15.0, abs=0.1)
+    # As a flat object its top edge would be cast metres behind it.
+    (flat,), _ = georeference(frame, [_det(box, "pothole")])
+    assert latlon_to_en(flat.lat, flat.lon, LAT, LON)[1] > 17.0
 
 
 def test_above_horizon_beyond_range_and_sigma_rejected_with_reason() -> None:
@@ -136,7 +166,7 @@ def test_sigma_grows_with_range_and_yaw_sigma() -> None:
     near, far = pixel_points(frame, [(512.0, 700.0), (512.0, 100.0)])
     assert isinstance(near, tuple) and isinstance(far, tuple) and far[2] > near[2]
     loose = replace(frame, pose=replace(frame.pose, sigma_yaw_deg=5.0))  # type: ignore[type-var]
-    assert pixel_points(loose, [(512.0, 100.0)])[0][2] > far[2]  # type: ignore[index]
+    assert _ok(pixel_points(loose, [(512.0, 100.0)])[0])[2] > far[2]
 
 
 def test_frame_without_pose_raises_with_reason() -> None:
@@ -168,3 +198,16 @@ def test_observation_carries_frame_fields() -> None:
     assert obs.gsd_m == pytest.approx(30.0 / 900.0, rel=0.01)
     lat, lon = en_to_latlon(0.0, 0.0, LAT, LON)
     assert (obs.lat, obs.lon) == pytest.approx((float(lat), float(lon)), abs=1e-6)
+
+
+def test_footprint_of_nadir_and_vehicle_frames() -> None:
+    ring = frame_footprint(_frame(0.0, -90.0, 30.0))
+    en = np.array([latlon_to_en(lat, lon, LAT, LON) for lat, lon in ring])
+    assert len(ring) == 4
+    assert np.ptp(en[:, 0]) == pytest.approx(1024 / 900 * 30, rel=1e-6)
+    assert np.ptp(en[:, 1]) == pytest.approx(768 / 900 * 30, rel=1e-6)
+    ahead = frame_footprint(_frame(90.0, -10.0, 1.6, Platform.VEHICLE))
+    en = np.array([latlon_to_en(lat, lon, LAT, LON) for lat, lon in ahead])
+    assert en[:, 0].min() > 0.0 and np.hypot(en[:, 0], en[:, 1]).max() <= 60.0 * 1.001
+    with pytest.raises(GeoreferenceError):
+        frame_footprint(Frame("b", "k", "", 10, 10))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from xunjian.inspect.refine import refine_flight
 pytestmark = pytest.mark.slow
 
 
-def _loader(root: Path):  # type: ignore[no-untyped-def]
+def _loader(root: Path) -> Callable[[Frame], np.ndarray]:
     def image(frame: Frame) -> np.ndarray:
         pixels = cv2.imread(str(root / frame.key))
         assert pixels is not None

@@ -12,12 +12,12 @@ May import: numpy, OpenCV, the standard library and sibling modules of ``synth``
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-import cv2
 import numpy as np
-from numpy.typing import NDArray
 
 from xunjian.datasets.synth import geom, paint, roads, shapes, sprites
 from xunjian.datasets.synth.geom import F64
@@ -28,6 +28,7 @@ from xunjian.datasets.synth.textures import (
     NoiseFields,
     material_texture,
 )
+from xunjian.datasets.synth.tilestore import DiskTiles, TileKey, touched
 from xunjian.datasets.synth.world import Target, World
 
 TILE_PX = 512
@@ -48,20 +49,6 @@ def texel_of(level: int) -> float:
     return BASE_TEXEL_M * (1 << level)
 
 
-def touched(poly: F64, span: float, ix0: int, iy0: int, nx: int, ny: int) -> NDArray[np.bool_]:
-    """Which tiles (ny, nx), row = iy − iy0, of the grid from (ix0, iy0) the polygon touches,
-    with a margin of an eighth of a tile (conservative: rasterised on a finer grid, dilated)."""
-    sub = 8
-    grid = np.zeros((ny * sub, nx * sub), np.uint8)
-    xy = np.column_stack([poly[:, 0] / span - ix0, poly[:, 1] / span - iy0]) * sub - 0.5
-    pts = [np.round(xy * (1 << _SHIFT)).astype(np.int32)]
-    cv2.fillPoly(grid, pts, 1, cv2.LINE_8, _SHIFT)
-    cv2.polylines(grid, pts, True, 1, 1, cv2.LINE_8, _SHIFT)
-    grid = cv2.dilate(grid, np.ones((3, 3), np.uint8))
-    out: NDArray[np.bool_] = grid.reshape(ny, sub, nx, sub).max(axis=(1, 3)) > 0
-    return out
-
-
 def sun_vector(world: World) -> F64:
     """Unit (E, N) vector pointing towards the sun."""
     az = math.radians(world.sun_azimuth_deg)
@@ -74,9 +61,10 @@ def shadow_offset(world: World, height_m: float) -> F64:
 
 
 class GroundTexture:
-    """Tiles of one world, generated on demand and kept in an LRU cache of ``cache_mb``."""
+    """Tiles of one world, generated on demand and kept in an LRU cache of ``cache_mb``;
+    with ``cache_dir`` also kept on disk for later runs (``tilestore``)."""
 
-    def __init__(self, world: World, *, cache_mb: int = 768) -> None:
+    def __init__(self, world: World, *, cache_mb: int = 768, cache_dir: Path | None = None) -> None:
         self.world = world
         self.seed = world.seed
         self.walk, self.carriage = roads.surfaces(world.roads)
@@ -121,9 +109,12 @@ class GroundTexture:
             -1, 4
         ) + np.array([-4.0, -4.0, 4.0, 4.0])  # shadows reach outside
         self.noise = NoiseFields(world.seed, world.size_m)
-        self._tiles: OrderedDict[tuple[int, int, int], U8] = OrderedDict()
+        self._tiles: OrderedDict[TileKey, U8] = OrderedDict()
+        self.disk = None if cache_dir is None else DiskTiles(cache_dir, world, TILE_PX)
         self._budget = cache_mb * 1024 * 1024
         self._sprites: dict[tuple[str, int], sprites.Sprite] = {}
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._guard = threading.Lock()
         self._textures: dict[tuple[int, int], U8] = {}
         self._rgb: dict[tuple[str, int], U8] = {}
 
@@ -135,7 +126,7 @@ class GroundTexture:
         if found is not None:
             self._tiles.move_to_end(key)
             return found
-        img = self._render_tile(level, ix, iy)
+        img = self._fetch(key)
         self._tiles[key] = img
         while len(self._tiles) * img.nbytes > self._budget and len(self._tiles) > 1:
             self._tiles.popitem(last=False)
@@ -164,13 +155,36 @@ class GroundTexture:
             for ix in range(ix0, ix1 + 1)
             if need[iy - iy0, ix - ix0]
         ]
-        self._prefetch([key for key in keys if key not in self._tiles])
         shape = ((iy1 - iy0 + 1) * TILE_PX, (ix1 - ix0 + 1) * TILE_PX, 3)
         out = np.empty(shape, np.uint8) if need.all() else np.zeros(shape, np.uint8)
-        for _, ix, iy in keys:
-            row = (iy1 - iy) * TILE_PX
-            col = (ix - ix0) * TILE_PX
-            out[row : row + TILE_PX, col : col + TILE_PX] = self.tile(level, ix, iy)
+
+        def place(key: TileKey) -> U8 | None:
+            """Copies tile ``key`` into ``out``, painting it first if not cached; the fresh one
+            is returned for the cache (filled on the calling thread, after the pool)."""
+            img = self._tiles.get(key)
+            fresh = None
+            if img is None:
+                img = fresh = self._fetch(key)
+            row, col = (iy1 - key[2]) * TILE_PX, (key[1] - ix0) * TILE_PX
+            out[row : row + TILE_PX, col : col + TILE_PX] = img
+            return fresh
+
+        if any(key not in self._tiles for key in keys):
+            self._warm(level)
+        if len(keys) >= 4 and _THREADS > 1:
+            # Painting and copying on two threads: OpenCV and numpy release the GIL, and each
+            # tile is a pure function of its key, so the result does not depend on the order.
+            with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+                fresh = list(pool.map(place, keys))
+        else:
+            fresh = [place(key) for key in keys]
+        for key, img in zip(keys, fresh, strict=True):
+            if img is None:
+                self._tiles.move_to_end(key)
+            else:
+                self._tiles[key] = img
+        while len(self._tiles) * TILE_PX * TILE_PX * 3 > self._budget and len(self._tiles) > 1:
+            self._tiles.popitem(last=False)
         m = np.array(
             [
                 [1 / t, 0.0, -ix0 * span / t - 0.5],
@@ -180,50 +194,40 @@ class GroundTexture:
         )
         return out, m
 
-    def _prefetch(self, keys: list[tuple[int, int, int]]) -> None:
-        """Paints missing tiles on two threads (OpenCV and numpy release the GIL); each tile is
-        a pure function of its key, so the result does not depend on the order."""
-        if len(keys) < 4:
-            return
-        for key in keys:  # sprites and textures first, once, on this thread
-            self._warm(key[0], key[1], key[2])
-        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-            tiles = list(pool.map(lambda key: self._render_tile(*key), keys))
-        for key, img in zip(keys, tiles, strict=True):
-            self._tiles[key] = img
-        while len(self._tiles) * TILE_PX * TILE_PX * 3 > self._budget and len(self._tiles) > 1:
-            self._tiles.popitem(last=False)
-
-    def _warm(self, level: int, ix: int, iy: int) -> None:
-        span = TILE_PX * texel_of(level)
-        e0, n0 = ix * span, iy * span
-        b = self.static_boxes
-        hit = np.flatnonzero(
-            (b[:, 2] >= e0) & (b[:, 0] <= e0 + span) & (b[:, 3] >= n0) & (b[:, 1] <= n0 + span)
-        )
-        for i in hit:
-            self.sprite(self.static[int(i)], level)
+    def _warm(self, level: int) -> None:
+        """The level's textures, on the calling thread (sprites are drawn by the tiles that
+        need them, on the pool's threads: ``sprite`` is safe to call from several)."""
         for material in range(len(MATERIAL_INDEX)):
             self.texture(material, level)
 
     def sprite(self, target: Target, level: int) -> sprites.Sprite:
         key = (target.id, level)
-        if key not in self._sprites:
-            if level == 0:
-                fwd, right = geom.heading_vectors(target.heading_deg)
-                sun = sun_vector(self.world)
-                shape = shapes.build(target.cls, target.length_m, target.width_m, target.look_seed)
-                shape.outline = geom.as_points(target.outline)
-                self._sprites[key] = sprites.render(
-                    shape,
-                    BASE_TEXEL_M,
-                    np.array([sun @ fwd, sun @ right]),
-                    self.world.sun_elevation_deg,
-                    target.look_seed,
-                )
-            else:
-                self._sprites[key] = self.sprite(target, 0).downsampled(1 << level)
-        return self._sprites[key]
+        found = self._sprites.get(key)
+        if found is not None:
+            return found
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one thread draws it; another that needs it waits for it
+            found = self._sprites.get(key)
+            if found is None:
+                found = self._draw_sprite(target, level)
+                self._sprites[key] = found
+        return found
+
+    def _draw_sprite(self, target: Target, level: int) -> sprites.Sprite:
+        if level > 0:
+            return self.sprite(target, 0).downsampled(1 << level)
+        fwd, right = geom.heading_vectors(target.heading_deg)
+        sun = sun_vector(self.world)
+        shape = shapes.build(target.cls, target.length_m, target.width_m, target.look_seed)
+        shape.outline = geom.as_points(target.outline)
+        return sprites.render(
+            shape,
+            BASE_TEXEL_M,
+            np.array([sun @ fwd, sun @ right]),
+            self.world.sun_elevation_deg,
+            target.look_seed,
+        )
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -246,5 +250,11 @@ class GroundTexture:
             self._textures[key] = np.ascontiguousarray(np.tile(tex, (reps, reps, 1)))
         return self._textures[key]
 
-    def _render_tile(self, level: int, ix: int, iy: int) -> U8:
-        return paint.tile(self, level, ix, iy)
+    def _fetch(self, key: TileKey) -> U8:
+        """A tile not in memory: from the disk store if there, else painted (and stored)."""
+        img = None if self.disk is None else self.disk.load(key)
+        if img is None:
+            img = paint.tile(self, *key)
+            if self.disk is not None:
+                self.disk.save(key, img)
+        return img

@@ -39,11 +39,8 @@ class _Tile:
         self.e0, self.n0 = ix * span, iy * span
         self.e1, self.n1 = self.e0 + span, self.n0 + span
 
-    def px(self, poly: F64) -> I32:
-        xy = np.column_stack(
-            [(poly[:, 0] - self.e0) / self.t - 0.5, (self.n1 - poly[:, 1]) / self.t - 0.5]
-        )
-        return np.round(xy * (1 << _SHIFT)).astype(np.int32)
+    def pxs(self, p: roads.Polys, ids: list[int], offset: F64 | None = None) -> list[I32]:
+        return p.pixels(ids, self.e0, self.n1, self.t, _SHIFT, offset)
 
     def ids(self, p: roads.Polys, reach: float = 0.0) -> list[int]:
         r = reach + 2 * self.t
@@ -60,9 +57,9 @@ def _labels(g: GroundTexture, tl: _Tile) -> tuple[U8, set[int]]:
     used = {MATERIAL_INDEX["background"]}
 
     def put(p: roads.Polys, ids: list[int], material: int | None = None) -> None:
-        for i in ids:
+        for i, q in zip(ids, tl.pxs(p, ids), strict=True):
             m = p.kinds[i] if material is None else material
-            tl.fill(label, [tl.px(p.polys[i])], m)
+            tl.fill(label, [q], m)
             used.add(m)
 
     area_ids = tl.ids(g.areas)
@@ -83,7 +80,7 @@ def _labels(g: GroundTexture, tl: _Tile) -> tuple[U8, set[int]]:
 def _markings(g: GroundTexture, tl: _Tile, out: F32) -> None:
     ids = tl.ids(g.marks)
     for kind, colour in roads.PAINT.items():
-        drawn = [tl.px(g.marks.polys[i]) for i in ids if g.marks.kinds[i] == kind]
+        drawn = tl.pxs(g.marks, [i for i in ids if g.marks.kinds[i] == kind])
         if not drawn:
             continue
         cov = np.zeros((tl.n, tl.n), np.uint8)
@@ -122,8 +119,8 @@ def _trees(g: GroundTexture, tl: _Tile, out: F32, shade: U8) -> None:
         return
     mask = np.zeros((tl.n, tl.n), np.uint8)
     cast = np.zeros_like(mask)
-    tl.fill(cast, [tl.px(crowns.polys[i] + offset) for i in ids], 200, aa=True)
-    tl.fill(mask, [tl.px(crowns.polys[i]) for i in ids], 255, aa=True)
+    tl.fill(cast, tl.pxs(crowns, ids, offset), 200, aa=True)
+    tl.fill(mask, tl.pxs(crowns, ids), 255, aa=True)
     np.maximum(shade, cast, out=shade)
     sl = _nonzero(mask, 3)
     if sl is None:
@@ -196,13 +193,13 @@ def tile(g: GroundTexture, level: int, ix: int, iy: int) -> U8:
     img = np.empty((tl.n, tl.n, 3), np.uint8)
     for mat in sorted(used):
         cv2.copyTo(g.texture(mat, level), (label == mat).view(np.uint8), img)
-    gain = g.noise.sample(g.noise.GAIN, tl.e0, tl.n1, tl.t, tl.n, tl.n)
-    out: F32 = cv2.multiply(img, gain, dtype=cv2.CV_32F)
+    gain = g.noise.gain(tl.e0, tl.n1, tl.t, tl.n)
+    out = np.asarray(cv2.multiply(img, gain, dtype=cv2.CV_32F), np.float32)
     _markings(g, tl, out)
     shade = np.zeros((tl.n, tl.n), np.uint8)
     tl.fill(
         shade,
-        [tl.px(g.building_shadows.polys[i]) for i in tl.ids(g.building_shadows)],
+        tl.pxs(g.building_shadows, tl.ids(g.building_shadows)),
         255,
         aa=True,
     )

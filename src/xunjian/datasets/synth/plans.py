@@ -62,7 +62,7 @@ CAMERAS: dict[str, CameraModel] = {
     "FC220": FC220,
     "small": M3E.resized(1024, 768, "small"),
     "tiny": M3E.resized(320, 240, "tiny"),
-    "dashcam": CameraModel("dashcam", "XUNJIAN", "PATROL-CAM", 1024, 768, 6.17, 4.55, 3.6, 22),
+    "dashcam": CameraModel("dashcam", "XUNJIAN", "PATROL-CAM", 1024, 768, 6.17, 4.55, 3.6, 20),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -39,10 +40,18 @@ _BAND_STEP_PX = 16
 class Renderer:
     """Draws frames of one world; keeps that world's ground tiles cached between frames."""
 
-    def __init__(self, world: World, *, max_range_m: float = 300.0, cache_mb: int = 768) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        max_range_m: float = 300.0,
+        cache_mb: int = 768,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.world = world
         self.max_range_m = max_range_m
-        self.ground = GroundTexture(world, cache_mb=cache_mb)
+        self.ground = GroundTexture(world, cache_mb=cache_mb, cache_dir=cache_dir)
+        """Ground tiles; ``cache_dir`` keeps them on disk for later runs (``tilestore``)."""
         self.timings: dict[str, float] = {}
         """Seconds spent in each stage of the last frame (for ``xunjian synth bench-render``)."""
 

@@ -110,6 +110,7 @@ def upgrade() -> None:
             "frame_key",
             "detector",
             "model_version",
+            "class_name",
             "box_key",
             name="uq_issue_observations_key",
         ),
