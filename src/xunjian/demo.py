@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from xunjian.core.geo import latlon_to_en
 from xunjian.core.records import Frame
-from xunjian.inspect.footprints import frames_geojson
-from xunjian.inspect.ingest import IngestReport, ProgressCallback
-from xunjian.inspect.pipeline import Services, run_folder
+from xunjian.inspect.ingest import ProgressCallback
+from xunjian.inspect.pipeline import BatchResult, Services, batch_summary, run_folder
 from xunjian.inspect.upload import UploadReport
+from xunjian.models.detector import DetectorSet
 from xunjian.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class DemoResult:
     out_dir: Path
     upload: UploadReport
-    ingest: IngestReport
+    batch: BatchResult
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,9 +68,12 @@ def run_demo(
     *,
     seed: int = 7,
     out_dir: Path | None = None,
+    detectors: DetectorSet | None = None,
     progress: ProgressCallback | None = None,
+    detect_progress: ProgressCallback | None = None,
 ) -> DemoResult:
     """Generates a test-range flight, processes it, writes ``out_dir`` (default data_dir/demo)."""
+    from xunjian.bench.truth import score_against_truth, visible_targets
     from xunjian.datasets.synth import make_small_flight
 
     out = out_dir or settings.data_dir / "demo"
@@ -78,24 +81,27 @@ def run_demo(
     truth = make_small_flight(flight_dir, seed=seed)
     services = Services.open(settings)
     try:
-        upload, ingest = run_folder(
-            services, flight_dir / "images", batch_id=f"demo-seed{seed}", progress=progress
+        upload, batch = run_folder(
+            services,
+            flight_dir / "images",
+            batch_id=f"demo-seed{seed}",
+            detectors=detectors,
+            out_dir=out,
+            progress=progress,
+            detect_progress=detect_progress,
         )
+        issues = services.issues.issues(batch_id=batch.batch_id)
     finally:
         services.close()
-
-    footprints = frames_geojson(ingest.frames)
-    (out / "frames.geojson").write_text(json.dumps(footprints, ensure_ascii=False, indent=1))
-    summary: dict[str, Any] = {
-        "batch_id": upload.batch_id,
-        "frames_uploaded": len(upload.stored) + len(upload.already_there),
-        "frames_ingested": len(ingest.frames),
-        "frames_with_pose": ingest.georeferenceable,
-        "frames_failed": [{"key": k, "reason": r} for k, r in ingest.failures],
-        "truth": {"targets": len(truth.world.targets), "frames": len(truth.frames)},
-        "metadata_vs_truth": pose_errors(ingest.frames, exact_poses(truth)),
+    targets = visible_targets(truth.frames)
+    summary = {
+        **batch_summary(batch),
+        "truth": {"targets_visible": len(targets), "frames": len(truth.frames)},
+        "issues_vs_truth": score_against_truth(issues, targets),
+        "events_vs_truth": score_against_truth(issues, targets, events=True),
+        "metadata_vs_truth": pose_errors(batch.ingest.frames, exact_poses(truth)),
         "injected_noise": truth.noise,
-        "outputs": {"footprints": str(out / "frames.geojson"), "flight": str(flight_dir)},
+        "outputs": {**batch.outputs, "flight": str(flight_dir)},
     }
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-    return DemoResult(out, upload, ingest, summary)
+    return DemoResult(out, upload, batch, summary)

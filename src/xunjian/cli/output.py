@@ -11,6 +11,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -39,6 +40,28 @@ def progress_bar(
             progress.update(task, completed=done, total=total, description=name[-40:])
 
         yield update
+
+
+@contextmanager
+def progress_bars(*labels: str) -> Iterator[list[Callable[[int, int, str], None]]]:
+    """Several counted progress bars in one live display (rich allows only one at a time)."""
+    columns = [
+        TextColumn("[bold]{task.fields[label]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.description}"),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        callbacks: list[Callable[[int, int, str], None]] = []
+        for label in labels:
+            task = progress.add_task("", total=None, label=label)
+
+            def update(done: int, total: int, name: str, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=total, description=name[-40:])
+
+            callbacks.append(update)
+        yield callbacks
 
 
 def fail(error: XunjianError | str, code: int = 2) -> typer.Exit:

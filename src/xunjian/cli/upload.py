@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from xunjian.cli.output import console, fail, progress_bar
+from xunjian.cli.output import console, fail, progress_bar, progress_bars
 from xunjian.errors import XunjianError
 
 PlatformOption = Annotated[
@@ -54,11 +54,11 @@ def process(batch_id: Annotated[str, typer.Argument(help="an uploaded batch id")
 
     try:
         services = Services.open(get_settings())
-        with progress_bar("process") as update:
-            report = process_batch(services, batch_id, progress=update)
+        with progress_bars("ingest", "detect") as (update, detect):
+            result = process_batch(services, batch_id, progress=update, detect_progress=detect)
     except XunjianError as exc:
         raise fail(exc) from None
-    _print_ingest(report)
+    _print_result(result)
     services.close()
 
 
@@ -78,12 +78,14 @@ def run(
             uploaded = upload_batch(
                 folder, services.store, batch_id=batch, platform=platform, progress=update
             )
-        with progress_bar("process") as update:
-            report = process_batch(services, uploaded.batch_id, progress=update)
+        with progress_bars("ingest", "detect") as (update, detect):
+            result = process_batch(
+                services, uploaded.batch_id, progress=update, detect_progress=detect
+            )
     except XunjianError as exc:
         raise fail(exc) from None
     _print_upload(uploaded)
-    _print_ingest(report)
+    _print_result(result)
     services.close()
 
 
@@ -101,15 +103,46 @@ def _print_upload(report: object) -> None:
         console.print(f"  [yellow]left out[/yellow] {item.name}: {item.reason}")
 
 
-def _print_ingest(report: object) -> None:
-    from xunjian.inspect.ingest import IngestReport
+def _print_result(result: object) -> None:
+    from xunjian.inspect.pipeline import BatchResult, batch_summary
 
-    assert isinstance(report, IngestReport)
-    table = Table(title=f"batch {report.batch_id}")
-    table.add_column("frames")
-    table.add_column("with pose + camera")
-    table.add_column("failed")
-    table.add_row(str(len(report.frames)), str(report.georeferenceable), str(len(report.failures)))
+    assert isinstance(result, BatchResult)
+    summary = batch_summary(result)
+    table = Table(title=f"batch {result.batch_id}")
+    for column in (
+        "frames",
+        "with pose",
+        "failed",
+        "detections",
+        "placed",
+        "new issues",
+        "updated",
+    ):
+        table.add_column(column)
+    table.add_row(
+        *(
+            str(summary[k])
+            for k in (
+                "frames",
+                "frames_with_pose",
+                "frames_failed",
+                "detections",
+                "observations",
+                "issues_new",
+                "issues_updated",
+            )
+        )
+    )
     console.print(table)
-    for key, reason in report.failures:
+    for key, reason in [*result.ingest.failures, *result.frame_errors]:
         console.print(f"  [red]failed[/red] {key}: {reason}")
+    if result.missing_detectors:
+        console.print(
+            "  [yellow]no model for[/yellow] "
+            + ", ".join(result.missing_detectors)
+            + ": those checks did not run"
+        )
+    if summary["verification"]:
+        console.print(f"  verification: {summary['verification']}")
+    for name, path in result.outputs.items():
+        console.print(f"  {name}: {path}")

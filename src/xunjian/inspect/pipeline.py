@@ -1,20 +1,36 @@
-"""The batch pipeline as one call: ingest now; detect, georef, fuse and publish as they land.
+"""The batch pipeline: ingest → detect → georef → fuse → evidence → verify → outputs.
 
-The runner around the stages is in-process by default. Every stage is idempotent on
-(batch, image, model version), so re-running a batch never duplicates work.
+The runner is in-process by default. Every stage is idempotent on (batch, image, model
+version): re-running a batch stores no second observation, issue or evidence object.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from xunjian.core.records import Detection, Frame, Observation
+from xunjian.core.taxonomy import Detector as DetectorName
+from xunjian.core.verify import VerificationDecision, verify_batch
+from xunjian.errors import DetectorError, GeoreferenceError, InputError, StorageError
+from xunjian.inspect.detect import DetectOptions, detect_frame
+from xunjian.inspect.evidence import evidence_key, store_evidence
+from xunjian.inspect.footprints import frames_geojson
+from xunjian.inspect.georef import georeference
 from xunjian.inspect.ingest import IngestReport, ProgressCallback, ingest_batch
+from xunjian.inspect.report import render_report
 from xunjian.inspect.upload import ProgressCallback as UploadProgress
 from xunjian.inspect.upload import UploadReport, upload_batch
+from xunjian.models.detector import Detector, DetectorSet
 from xunjian.settings import Settings
 from xunjian.storage.catalog import Catalog
+from xunjian.storage.issues import BatchFusion, IssueStore
 from xunjian.storage.objectstore import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,21 +40,118 @@ class Services:
     settings: Settings
     store: ObjectStore
     catalog: Catalog
+    issues: IssueStore
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
-        return cls(settings, open_store(settings), Catalog.from_settings(settings))
+        return cls(
+            settings,
+            open_store(settings),
+            Catalog.from_settings(settings),
+            IssueStore(settings.db_url),
+        )
 
     def close(self) -> None:
         self.catalog.close()
+        self.issues.close()
+
+
+@dataclass
+class BatchResult:
+    """What processing a batch did, stage by stage; nothing is dropped without a reason."""
+
+    ingest: IngestReport
+    detectors: dict[str, str] = field(default_factory=dict)  # name → model version
+    missing_detectors: list[str] = field(default_factory=list)
+    detections: int = 0
+    observations: list[Observation] = field(default_factory=list)
+    not_placed: list[tuple[str, str]] = field(default_factory=list)  # (frame key, reason)
+    frame_errors: list[tuple[str, str]] = field(default_factory=list)
+    fusion: BatchFusion | None = None
+    verification: list[VerificationDecision] = field(default_factory=list)
+    evidence: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def batch_id(self) -> str:
+        return self.ingest.batch_id
+
+
+def load_available_detectors(
+    names: list[str] | None = None, *, threads: int | None = None
+) -> tuple[DetectorSet, list[str]]:
+    """The shipped models that exist, and the names of those that do not (with no model,
+    that detector's checks cannot run — said, not hidden)."""
+    from xunjian.models.registry import load_default_set
+
+    loaded: list[Detector] = []
+    missing: list[str] = []
+    for name in names or [d.value for d in DetectorName]:
+        try:
+            loaded.extend(load_default_set([name], threads=threads))
+        except DetectorError as exc:
+            log.warning("%s", exc)
+            missing.append(name)
+    if not loaded:
+        raise DetectorError("no detector model is available: " + ", ".join(missing))
+    return DetectorSet(loaded), missing
+
+
+def detect_and_place(
+    services: Services,
+    frames: list[Frame],
+    detectors: DetectorSet,
+    result: BatchResult,
+    options: DetectOptions,
+    progress: ProgressCallback | None,
+) -> None:
+    """Runs every detector over every frame once and places what they find on the ground."""
+    for done, frame in enumerate(frames, start=1):
+        try:
+            found = detect_frame(
+                detectors,
+                services.store.get_bytes(frame.key),
+                frame=frame if frame.georeferenceable else None,
+                frame_key=frame.key,
+                source=frame.key,
+                options=options,
+            )
+        except (InputError, StorageError) as exc:
+            result.frame_errors.append((frame.key, str(exc)))
+            continue
+        result.detections += len(found.detections)
+        if found.detections:
+            _place(frame, list(found.detections), result)
+        if progress:
+            progress(done, len(frames), frame.key.rsplit("/", 1)[-1])
+
+
+def _place(frame: Frame, detections: list[Detection], result: BatchResult) -> None:
+    try:
+        observations, rejected = georeference(frame, detections)
+    except GeoreferenceError as exc:
+        result.not_placed.extend((frame.key, str(exc)) for _ in detections)
+        return
+    result.observations.extend(observations)
+    result.not_placed.extend(
+        (frame.key, f"{d.class_name} {tuple(round(v) for v in d.bbox_xyxy)}: {why}")
+        for d, why in rejected
+    )
 
 
 def process_batch(
-    services: Services, batch_id: str, *, progress: ProgressCallback | None = None
-) -> IngestReport:
-    """Runs the pipeline stages over an uploaded batch."""
+    services: Services,
+    batch_id: str,
+    *,
+    detectors: DetectorSet | None = None,
+    options: DetectOptions | None = None,
+    out_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+    detect_progress: ProgressCallback | None = None,
+) -> BatchResult:
+    """Runs every stage over an uploaded batch and writes its outputs to ``out_dir``."""
     settings = services.settings
-    return ingest_batch(
+    ingest = ingest_batch(
         batch_id,
         services.store,
         services.catalog,
@@ -47,6 +160,75 @@ def process_batch(
         camera_timezone=settings.camera_timezone,
         progress=progress,
     )
+    result = BatchResult(ingest)
+    missing: list[str] = []
+    if detectors is None:
+        detectors, missing = load_available_detectors()
+    result.detectors = {d.name: d.version for d in detectors}
+    result.missing_detectors = missing
+    opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
+    detect_and_place(services, ingest.frames, detectors, result, opts, detect_progress)
+
+    # Verification looks at what was known before this batch, so it runs before fusion.
+    earlier = [i for i in services.issues.issues() if batch_id not in i.batch_ids]
+    result.verification = verify_batch(earlier, batch_id, ingest.frames, result.observations)
+    services.issues.record_verifications(result.verification)
+    result.fusion = services.issues.record_batch(batch_id, result.observations)
+
+    touched = [
+        issue
+        for issue_id in (*result.fusion.new, *result.fusion.updated)
+        if (issue := services.issues.issue(issue_id, with_observations=False)) is not None
+    ]
+    result.evidence = store_evidence(services.store, touched, max_pixels=settings.max_image_pixels)
+    write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
+    return result
+
+
+def write_outputs(services: Services, result: BatchResult, out_dir: Path) -> None:
+    """``issues.geojson``, ``frames.geojson``, ``report.html`` and ``summary.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    issues = services.issues.issues(batch_id=result.batch_id)
+    footprints = frames_geojson(result.ingest.frames)
+    (out_dir / "issues.geojson").write_text(
+        json.dumps(services.issues.issues_geojson(batch_id=result.batch_id), ensure_ascii=False)
+    )
+    (out_dir / "frames.geojson").write_text(json.dumps(footprints, ensure_ascii=False))
+    evidence: dict[str, bytes] = {}
+    for issue in issues:
+        key = evidence_key(issue.id)
+        if services.store.exists(key):
+            evidence[issue.id] = services.store.get_bytes(key)
+    summary = batch_summary(result)
+    (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    page = render_report(f"xunjian 巡检 · {result.batch_id}", footprints, issues, evidence, summary)
+    (out_dir / "report.html").write_text(page, encoding="utf-8")
+    result.outputs = {
+        name: str(out_dir / name)
+        for name in ("issues.geojson", "frames.geojson", "report.html", "summary.json")
+    }
+
+
+def batch_summary(result: BatchResult) -> dict[str, Any]:
+    fusion = result.fusion
+    outcomes: dict[str, int] = {}
+    for decision in result.verification:
+        outcomes[str(decision.outcome)] = outcomes.get(str(decision.outcome), 0) + 1
+    return {
+        "batch_id": result.batch_id,
+        "platform": result.ingest.platform,
+        "frames": len(result.ingest.frames),
+        "frames_with_pose": result.ingest.georeferenceable,
+        "frames_failed": len(result.ingest.failures) + len(result.frame_errors),
+        "detectors": result.detectors,
+        "detectors_missing": result.missing_detectors,
+        "detections": result.detections,
+        "observations": len(result.observations),
+        "detections_not_placed": len(result.not_placed),
+        "issues_new": len(fusion.new) if fusion else 0,
+        "issues_updated": len(fusion.updated) if fusion else 0,
+        "verification": outcomes,
+    }
 
 
 def run_folder(
@@ -55,11 +237,24 @@ def run_folder(
     *,
     batch_id: str | None = None,
     platform: str | None = None,
+    detectors: DetectorSet | None = None,
+    options: DetectOptions | None = None,
+    out_dir: Path | None = None,
     upload_progress: UploadProgress | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[UploadReport, IngestReport]:
+    detect_progress: ProgressCallback | None = None,
+) -> tuple[UploadReport, BatchResult]:
     """Uploads a folder as a batch, then processes it."""
     upload = upload_batch(
         folder, services.store, batch_id=batch_id, platform=platform, progress=upload_progress
     )
-    return upload, process_batch(services, upload.batch_id, progress=progress)
+    result = process_batch(
+        services,
+        upload.batch_id,
+        detectors=detectors,
+        options=options,
+        out_dir=out_dir,
+        progress=progress,
+        detect_progress=detect_progress,
+    )
+    return upload, result
