@@ -172,7 +172,7 @@ def train_range_model(data_dir: Path, progress: Callable[[str], None] | None = N
             imgsz=int(r["imgsz"]), batch=b, nbs=b, workers=0, device="cpu", optimizer="SGD",
             lr0=0.02, warmup_epochs=0, mosaic=0.0, close_mosaic=0, plots=False, val=False,
             amp=False, seed=0, deterministic=True, verbose=False, pretrained=False,
-            cache="ram", project=str(folder), name="run", exist_ok=True,
+            cache="ram", project=str(folder.resolve()), name="run", exist_ok=True,
         )  # fmt: skip
         shutil.copyfile(folder / "run" / "weights" / "last.pt", folder / "model.pt")
         export_onnx(folder / "model.pt", folder / "model.onnx", int(r["imgsz"]))

@@ -8,8 +8,9 @@ Own benchmarks (``detect-throughput``, ``tiled-detect``, ``backends``) take ``mo
 has no entry point) is listed as not installed and skipped, never an error.
 
 :func:`run_benchmarks` returns ONE document: ``{"machine": machine_info(), "benchmarks":
-{name: result}}``; a benchmark that raises is recorded as ``{"error": "..."}`` and the others
-still run.
+{name: {"status": "ok", **result, "wall_s"}}}``; a benchmark that raises is recorded as
+``{"status": "error", "error", "traceback"}`` and the others still run; one not installed as
+``{"status": "skipped", "reason"}``.
 
 May import anything in xunjian but service and cli; benchmark modules are imported lazily.
 """
@@ -142,7 +143,7 @@ def run_benchmarks(
         except Exception as exc:
             entry = f"not importable ({type(exc).__name__}: {exc})"
         if isinstance(entry, str):
-            results[name] = {"skipped": entry}
+            results[name] = {"status": "skipped", "reason": entry}
             if progress:
                 progress(name, "skipped")
             continue
@@ -153,13 +154,18 @@ def run_benchmarks(
             result = _call(entry, offered)
         except Exception as exc:  # one failing benchmark must not lose the others' figures
             results[name] = {
+                "status": "error",
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=5),
             }
             if progress:
                 progress(name, "error")
             continue
-        results[name] = {**result, "wall_s": round(time.perf_counter() - start, 2)}
+        results[name] = {
+            "status": "ok",
+            **result,
+            "wall_s": round(time.perf_counter() - start, 2),
+        }
         if progress:
             progress(name, "done")
     return {"machine": machine_info(), "quick": quick, "benchmarks": results}

@@ -1,7 +1,8 @@
 """CLI: ``xunjian bench [NAME…] [--quick] [--out bench.json] [--model PATH] [--list]``.
 
 Runs the selected benchmarks (default: every one available; see docs/benchmarks.md), writes
-ONE JSON document ``{"machine", "quick", "benchmarks": {name: {inputs, figures, ratios}}}``
+ONE JSON document ``{"machine", "quick", "benchmarks": {name: {status, inputs, figures,
+ratios, wall_s}}}``
 to ``--out`` and prints a short table of the headline figures. Unknown names stop the command
 before anything runs (exit 2); a benchmark that fails is recorded with its error and the exit
 code is 1 at the end. Heavy imports happen inside the command.
@@ -68,16 +69,16 @@ def bench(
     for name, result in document["benchmarks"].items():
         table.add_row(name, headline(result))
     console.print(table)
-    if any("error" in r for r in document["benchmarks"].values()):
+    if any(r.get("status") == "error" for r in document["benchmarks"].values()):
         raise typer.Exit(1)
 
 
 def headline(result: dict[str, Any]) -> str:
     """One line per benchmark for the table: its ratios, else its status."""
-    if "skipped" in result:
-        return f"skipped: {result['skipped']}"
-    if "error" in result:
-        return f"[red]error:[/red] {result['error']}"
+    if result.get("status") == "skipped":
+        return f"skipped: {result.get('reason')}"
+    if result.get("status") == "error":
+        return f"[red]error:[/red] {result.get('error')}"
     ratios = result.get("ratios")
     parts: list[str] = []
     if isinstance(ratios, dict):

@@ -35,7 +35,8 @@ def fake_benchmarks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str,
 
     def run(*, quick: bool = True, seed: int = 1) -> dict[str, Any]:
         calls["good"].append({"quick": quick, "seed": seed})
-        return {"inputs": {"seed": seed}, "figures": {"x": 1.0}}
+        # a figure named "error" (as georef's) is not a failure
+        return {"inputs": {"seed": seed}, "figures": {"x": 1.0}, "error": "metres"}
 
     def run_all() -> dict[str, Any]:
         calls["good"].append({"run_all": True})
@@ -91,9 +92,12 @@ def test_run_benchmarks_runs_skips_and_records_errors(
     results = doc["benchmarks"]
     assert results["good"]["figures"] == {"x": 1.0} and results["good"]["wall_s"] >= 0
     assert fake_benchmarks["good"] == [{"quick": True, "seed": 1}]  # only what run accepts
+    assert results["good"]["status"] == "ok"
+    assert results["bad"]["status"] == "error"
     assert results["bad"]["error"] == "RuntimeError: boom"
     assert results["ghost"] == {
-        "skipped": "not installed (xunjian.bench.no_such_module does not exist)"
+        "status": "skipped",
+        "reason": "not installed (xunjian.bench.no_such_module does not exist)",
     }
     assert seen == [("good", "running"), ("good", "done"), ("bad", "running"),
                     ("bad", "error"), ("ghost", "skipped")]  # fmt: skip
@@ -122,6 +126,8 @@ def test_cli_exit_code_is_1_when_a_benchmark_fails(
     fake_benchmarks: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     out = tmp_path / "b.json"
+    result = CliRunner().invoke(app, ["bench", "good", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, ["bench", "good", "bad", "--quick", "--out", str(out)])
     assert result.exit_code == 1
     doc = json.loads(out.read_text(encoding="utf-8"))
