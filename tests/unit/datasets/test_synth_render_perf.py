@@ -59,11 +59,11 @@ def test_touched_finds_a_polygon_smaller_than_a_grid_cell() -> None:
 
 
 def test_mosaic_within_a_footprint_paints_only_the_tiles_it_touches() -> None:
-    g = GroundTexture(world())
     span = TILE_PX * texel_of(3)
     poly = np.array([[0.0, 0.0], [2.5 * span, 0.2 * span], [0.3 * span, 1.8 * span]])
-    full, m_full = g.mosaic(3, -0.5 * span, -0.5 * span, 2.6 * span, 2.6 * span)
-    part, m_part = g.mosaic(3, -0.5 * span, -0.5 * span, 2.6 * span, 2.6 * span, within=poly)
+    box = (-0.5 * span, -0.5 * span, 2.6 * span, 2.6 * span)
+    full, m_full = GroundTexture(world()).mosaic(3, *box)
+    part, m_part = GroundTexture(world()).mosaic(3, *box, within=poly)
     np.testing.assert_array_equal(m_full, m_part)
     rows, cols = full.shape[0] // TILE_PX, full.shape[1] // TILE_PX
     kept = 0
@@ -158,3 +158,30 @@ def test_coarse_gain_matches_the_directly_sampled_field() -> None:
         exact = g.noise.sample(g.noise.GAIN, e0, n1, t, TILE_PX, TILE_PX)
         assert fast.shape == exact.shape
         assert float(np.abs(fast - exact).max()) < 2e-3
+
+
+def test_canvas_reuses_placed_tiles_and_moves_with_the_frames() -> None:
+    g = GroundTexture(world())
+    span = TILE_PX * texel_of(4)
+    first, m1 = g.mosaic(4, 0.0, 0.0, 1.5 * span, 1.5 * span)
+    canvas = g._canvases[4]
+    placed = set(canvas.placed)
+    again, m2 = g.mosaic(4, 0.2 * span, 0.1 * span, 1.2 * span, 1.4 * span)
+    assert g._canvases[4] is canvas and canvas.placed == placed  # nothing new to copy
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(m2, m1)
+    far, _ = g.mosaic(4, 40 * span, 40 * span, 41 * span, 41 * span)  # outside: a new canvas
+    assert g._canvases[4] is not canvas
+    fresh, _ = GroundTexture(world()).mosaic(4, 40 * span, 40 * span, 41 * span, 41 * span)
+    np.testing.assert_array_equal(far, fresh)
+
+
+def test_frame_does_not_depend_on_the_frames_before_it() -> None:
+    w = world()
+    k = small_k()
+    later = CameraPose(w.anchor_lat + 0.0002, w.anchor_lon - 0.0001, 40.0, 100.0, -20.0)
+    alone = Renderer(w).render(later, k)
+    r = Renderer(w)
+    for pose in (nadir(w), oblique(w), nadir(w, yaw=80.0)):
+        r.render(pose, k)
+    np.testing.assert_array_equal(r.render(later, k), alone)

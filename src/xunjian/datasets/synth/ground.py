@@ -28,12 +28,13 @@ from xunjian.datasets.synth.textures import (
     NoiseFields,
     material_texture,
 )
-from xunjian.datasets.synth.tilestore import DiskTiles, TileKey, touched
+from xunjian.datasets.synth.tilestore import Canvas, DiskTiles, TileKey, touched
 from xunjian.datasets.synth.world import Target, World
 
 TILE_PX = 512
 MAX_LEVEL = 8
 _THREADS = 2
+_CANVAS_BYTES = 256 * 1024 * 1024
 TREE_HEIGHT_M = 5.0
 _SHIFT = 4
 _AREA_MATERIAL = {
@@ -110,6 +111,7 @@ class GroundTexture:
         ) + np.array([-4.0, -4.0, 4.0, 4.0])  # shadows reach outside
         self.noise = NoiseFields(world.seed, world.size_m)
         self._tiles: OrderedDict[TileKey, U8] = OrderedDict()
+        self._canvases: dict[int, Canvas] = {}
         self.disk = None if cache_dir is None else DiskTiles(cache_dir, world, TILE_PX)
         self._budget = cache_mb * 1024 * 1024
         self._sprites: dict[tuple[str, int], sprites.Sprite] = {}
@@ -138,7 +140,9 @@ class GroundTexture:
         """Tiles covering the box as one image, and the 3×3 map (E, N, 1) → its pixels.
 
         With ``within`` (a polygon, world E, N) only the tiles it touches are painted, the rest
-        of the box left black: a frame's footprint rarely fills its bounding box.
+        of the box may be black: a frame's footprint rarely fills its bounding box. The image
+        is a view into a canvas kept per level (``tilestore.Canvas``), so a later frame over
+        the same ground copies only the tiles it adds; treat it as read-only.
         """
         t = texel_of(level)
         span = TILE_PX * t
@@ -155,36 +159,41 @@ class GroundTexture:
             for ix in range(ix0, ix1 + 1)
             if need[iy - iy0, ix - ix0]
         ]
-        shape = ((iy1 - iy0 + 1) * TILE_PX, (ix1 - ix0 + 1) * TILE_PX, 3)
-        out = np.empty(shape, np.uint8) if need.all() else np.zeros(shape, np.uint8)
+        box = (ix0, ix1, iy0, iy1)
+        canvas = self._canvases.get(level)
+        if canvas is None or not canvas.covers(box):
+            canvas = self._canvases[level] = Canvas.around(box, TILE_PX, _CANVAS_BYTES)
 
         def place(key: TileKey) -> U8 | None:
-            """Copies tile ``key`` into ``out``, painting it first if not cached; the fresh one
-            is returned for the cache (filled on the calling thread, after the pool)."""
+            """Copies tile ``key`` into the canvas, painting it first if not cached; the fresh
+            one is returned for the cache (filled on the calling thread, after the pool)."""
             img = self._tiles.get(key)
             fresh = None
             if img is None:
                 img = fresh = self._fetch(key)
-            row, col = (iy1 - key[2]) * TILE_PX, (key[1] - ix0) * TILE_PX
-            out[row : row + TILE_PX, col : col + TILE_PX] = img
+            canvas.img[canvas.slot(key[1], key[2])] = img
             return fresh
 
-        if any(key not in self._tiles for key in keys):
+        new = [key for key in keys if key not in canvas.placed]
+        if any(key not in self._tiles for key in new):
             self._warm(level)
-        if len(keys) >= 4 and _THREADS > 1:
+        if len(new) >= 4 and _THREADS > 1:
             # Painting and copying on two threads: OpenCV and numpy release the GIL, and each
             # tile is a pure function of its key, so the result does not depend on the order.
             with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-                fresh = list(pool.map(place, keys))
+                fresh = list(pool.map(place, new))
         else:
-            fresh = [place(key) for key in keys]
-        for key, img in zip(keys, fresh, strict=True):
-            if img is None:
+            fresh = [place(key) for key in new]
+        canvas.placed.update(new)
+        for key in keys:
+            if key in self._tiles:
                 self._tiles.move_to_end(key)
-            else:
+        for key, img in zip(new, fresh, strict=True):
+            if img is not None:
                 self._tiles[key] = img
         while len(self._tiles) * TILE_PX * TILE_PX * 3 > self._budget and len(self._tiles) > 1:
             self._tiles.popitem(last=False)
+        out = canvas.view(box)
         m = np.array(
             [
                 [1 / t, 0.0, -ix0 * span / t - 0.5],

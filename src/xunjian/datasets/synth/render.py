@@ -35,6 +35,7 @@ HAZE = np.array([206.0, 212.0, 218.0], np.float32)
 ZENITH = np.array([118.0, 160.0, 214.0], np.float32)
 VISIBILITY_M = 2500.0
 _BAND_STEP_PX = 16
+_SEEN_RANGE = 20.0
 
 
 class Renderer:
@@ -140,11 +141,14 @@ class Renderer:
             fp = camera.footprint_enu(view.pose, k, self.max_range_m, region=region)
             if len(fp) < 3:
                 continue
-            world_fp = (view.cam_to_world_en @ np.column_stack([fp, np.ones(len(fp))]).T).T
             pad = 2 * texel_of(level)
-            e0, n0, e1, n1 = geom.bbox(world_fp[:, :2])
+            e0, n0, e1, n1 = geom.bbox(self._to_world(view, fp))
             box = (e0 - pad, n0 - pad, e1 + pad, n1 + pad)
-            mosaic, m = self.ground.mosaic(level, *box, within=world_fp[:, :2])
+            # Tiles under every pixel of the band that lands in the box, beyond the usable range
+            # too (hazed, but not always fully): what the warp samples never depends on what
+            # earlier frames left in the ground's canvas.
+            seen = camera.footprint_enu(view.pose, k, _SEEN_RANGE * self.max_range_m, region=region)
+            mosaic, m = self.ground.mosaic(level, *box, within=self._to_world(view, seen))
             shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5 - v0], [0.0, 0.0, 1.0]])
             warp = shift @ hom @ np.linalg.inv(m)
             cv2.warpPerspective(
@@ -158,6 +162,11 @@ class Renderer:
             )
             covered[v0:v1] = True
         img[~covered] = HAZE.astype(np.uint8)
+
+    @staticmethod
+    def _to_world(view: View, fp: F64) -> F64:
+        out: F64 = (view.cam_to_world_en @ np.column_stack([fp, np.ones(len(fp))]).T).T[:, :2]
+        return out
 
     def _sky(self, view: View, img: U8) -> None:
         """Haze with distance, full haze beyond the usable range, sky above the horizon."""

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,6 +51,50 @@ def touched(poly: F64, span: float, ix0: int, iy0: int, nx: int, ny: int) -> NDA
     grown = np.asarray(cv2.dilate(grid, np.ones((3, 3), np.uint8)), np.uint8)
     out: NDArray[np.bool_] = grown.reshape(ny, _SUB, nx, _SUB).max(axis=(1, 3)) > 0
     return out
+
+
+@dataclass
+class Canvas:
+    """A mosaic of one level kept between frames: tile (ix, iy) sits at rows from
+    (iy1 − iy)·px, columns from (ix − ix0)·px. A tile is placed once; later frames inside
+    the canvas copy only the tiles they add, and parts never placed stay black."""
+
+    img: U8
+    ix0: int
+    iy1: int
+    px: int
+    placed: set[TileKey] = field(default_factory=set)
+
+    @classmethod
+    def around(cls, box: tuple[int, int, int, int], px: int, max_bytes: int) -> Canvas:
+        """A canvas for tiles ``box`` = (ix0, ix1, iy0, iy1) with room around them to move
+        into (less room if that would pass ``max_bytes``)."""
+        ix0, ix1, iy0, iy1 = box
+        nx, ny = ix1 - ix0 + 1, iy1 - iy0 + 1
+        margin = max(nx, ny) // 2 + 1
+        while margin > 0 and (nx + 2 * margin) * (ny + 2 * margin) * px * px * 3 > max_bytes:
+            margin //= 2
+        shape = ((ny + 2 * margin) * px, (nx + 2 * margin) * px, 3)
+        return cls(np.zeros(shape, np.uint8), ix0 - margin, iy1 + margin, px)
+
+    def covers(self, box: tuple[int, int, int, int]) -> bool:
+        ix0, ix1, iy0, iy1 = box
+        rows, cols = self.img.shape[0] // self.px, self.img.shape[1] // self.px
+        return (
+            ix0 >= self.ix0 and ix1 < self.ix0 + cols and iy1 <= self.iy1 and iy0 > self.iy1 - rows
+        )
+
+    def slot(self, ix: int, iy: int) -> tuple[slice, slice]:
+        row, col = (self.iy1 - iy) * self.px, (ix - self.ix0) * self.px
+        return slice(row, row + self.px), slice(col, col + self.px)
+
+    def view(self, box: tuple[int, int, int, int]) -> U8:
+        """The part of the canvas holding tiles ``box`` (a view, no copy)."""
+        ix0, ix1, iy0, iy1 = box
+        rows, cols = self.slot(ix0, iy1)
+        out: U8 = self.img[rows.start : rows.start + (iy1 - iy0 + 1) * self.px,
+                           cols.start : cols.start + (ix1 - ix0 + 1) * self.px]  # fmt: skip
+        return out
 
 
 def world_key(world: World) -> str:
