@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,12 +41,12 @@ def test_demo_runs_every_stage_and_scores_against_truth(settings: Settings) -> N
     assert 0.3 * sigma < errors["position_error_m_median"] < 2.5 * sigma
 
     outputs = summary["outputs"]
-    footprints = json.loads(open(outputs["frames.geojson"]).read())
+    footprints = json.loads(Path(outputs["frames.geojson"]).read_text())
     assert len(footprints["features"]) == frames
     assert all(f["geometry"]["type"] == "Polygon" for f in footprints["features"])
-    issues = json.loads(open(outputs["issues.geojson"]).read())
+    issues = json.loads(Path(outputs["issues.geojson"]).read_text())
     assert len(issues["features"]) == summary["issues_new"]
-    assert "<svg" in open(outputs["report.html"], encoding="utf-8").read()
+    assert "<svg" in Path(outputs["report.html"]).read_text(encoding="utf-8")
     assert json.loads((result.out_dir / "summary.json").read_text()) == summary
 
     with Catalog.from_settings(settings) as catalog:

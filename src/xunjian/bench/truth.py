@@ -58,9 +58,7 @@ def score_against_truth(
         "targets_visible": len(wanted),
         "precision": round(matched / len(chosen), 4) if chosen else None,
         "recall": round(found / len(wanted), 4) if wanted else None,
-        "duplicate_rate": round(
-            sum(1 for d in per_target.values() if len(d) > 1) / found, 4
-        )
+        "duplicate_rate": round(sum(1 for d in per_target.values() if len(d) > 1) / found, 4)
         if found
         else None,
         "median_location_error_m": round(statistics.median(errors), 3) if errors else None,

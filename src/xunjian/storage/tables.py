@@ -270,5 +270,6 @@ def frame_from_row(row: Row[Any]) -> Frame:
         problems=tuple(row.problems),
     )
 
+
 # Registers the issue tables on Base, so Base.metadata always describes the whole schema.
 from xunjian.storage import issue_tables as issue_tables  # noqa: E402

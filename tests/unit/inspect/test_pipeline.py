@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.flights import CHONGQING
+from tests.fixtures.models import BlobBackend
 from xunjian.core.camera import ground_enu_to_pixel
 from xunjian.core.geo import en_to_latlon, latlon_to_en
 from xunjian.core.issues import IssueStatus
@@ -23,9 +25,6 @@ from xunjian.datasets.flightgen import encode_jpeg, lawnmower_poses
 from xunjian.inspect.pipeline import Services, run_folder
 from xunjian.models.detector import Detector, DetectorSet
 from xunjian.settings import Settings
-
-from tests.fixtures.flights import CHONGQING
-from tests.fixtures.models import BlobBackend
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +85,7 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
     services = Services.open(settings)
     try:
         first = fly(tmp_path / "f1", SQUARES_EN, start)
-        _, result = run_folder(
-            services, first, detectors=squares_set, out_dir=tmp_path / "out1"
-        )
+        _, result = run_folder(services, first, detectors=squares_set, out_dir=tmp_path / "out1")
         assert result.frame_errors == []
         assert result.fusion is not None
         issues = services.issues.issues()
@@ -126,9 +123,7 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
         by_place = {
             n: min(
                 services.issues.issues(),
-                key=lambda i, n=n: float(
-                    np.hypot(*latlon_to_en(i.lat, i.lon, *truth_latlon(n)))
-                ),
+                key=lambda i, n=n: float(np.hypot(*latlon_to_en(i.lat, i.lon, *truth_latlon(n)))),
             )
             for n in ("A", "B")
         }
