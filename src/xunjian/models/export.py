@@ -120,6 +120,21 @@ def _run_args(run_dir: Path) -> dict[str, Any]:
     return dict(loaded) if isinstance(loaded, dict) else {}
 
 
+def _model_config(args: dict[str, Any], best_pt: Path) -> str:
+    """The config a run started from: a resumed run's args name its last.pt instead."""
+    model = str(args.get("model", "yolo11n.yaml"))
+    if model.endswith((".yaml", ".yml")) or not best_pt.is_file():
+        return model
+    from xunjian.models.mlruntime import import_ultralytics
+
+    import_ultralytics()  # unpickling the checkpoint imports ultralytics and torchvision
+    import torch
+
+    ckpt = torch.load(best_pt, map_location="cpu", weights_only=False)
+    net = ckpt.get("ema") or ckpt.get("model")
+    return str(Path(str(getattr(net, "yaml", {}).get("yaml_file", model))).name)
+
+
 def _epochs_done(run_dir: Path) -> int | None:
     results = run_dir / "results.csv"
     if not results.is_file():
@@ -204,6 +219,7 @@ def ship_model(
     det = Detector(detector)
     run_dir, data_yaml = Path(run_dir).resolve(), Path(data_yaml).resolve()
     args = _run_args(run_dir)
+    args["model"] = _model_config(args, run_dir / "weights" / "best.pt")
     size = int(imgsz or args.get("imgsz") or 640)
     manifest = read_manifest(data_yaml.parent / "manifest.json")
     target = Path(weights_dir) / det.value

@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -174,8 +175,6 @@ def _place_fonts(user_dir: Path) -> None:
 
 def import_ultralytics(config_dir: Path | None = None) -> ModuleType:
     """``ultralytics``, imported offline with working torchvision ops and sync disabled."""
-    import sys
-
     if "ultralytics" not in sys.modules:
         configure_offline(config_dir)
         ensure_torchvision_ops()
@@ -183,4 +182,23 @@ def import_ultralytics(config_dir: Path | None = None) -> ModuleType:
     settings = importlib.import_module("ultralytics.utils").SETTINGS
     if settings.get("sync", True):
         settings.update(sync=False)
+    _restore_pillow_open()
     return module
+
+
+def _restore_pillow_open() -> None:
+    """Undoes ultralytics' process-wide patch of ``PIL.Image.open``.
+
+    The patch answers an unidentifiable file by trying to install and import ``pi_heif``: with
+    auto-install off that raises ModuleNotFoundError instead of Pillow's
+    UnidentifiedImageError, so a text file named .jpg would crash a batch instead of failing
+    alone. xunjian reads no HEIF, so Pillow's own ``open`` is put back.
+    """
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is None:
+        return
+    from PIL import Image
+
+    if Image.open is not original:
+        Image.open = original

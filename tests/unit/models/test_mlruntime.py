@@ -40,8 +40,6 @@ def test_plain_torchvision_import_is_what_we_fix(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import torchvision"], capture_output=True, text=True, timeout=300
     )
-    from xunjian.models import mlruntime
-
     probe = run_python(
         """
         import json
@@ -54,7 +52,6 @@ def test_plain_torchvision_import_is_what_we_fix(tmp_path: Path) -> None:
         assert out.returncode == 0
     else:
         assert "torchvision::nms" in out.stderr
-    assert mlruntime.torchvision_ops_state() is None  # this process never asked
 
 
 def test_nms_works_after_the_fix_and_matches_reference(tmp_path: Path) -> None:
@@ -90,11 +87,21 @@ def test_ultralytics_imports_offline_with_fonts_and_no_sync(tmp_path: Path) -> N
         ul = import_ultralytics()
         from ultralytics.utils import SETTINGS, ONLINE, USER_CONFIG_DIR
         from ultralytics.utils.checks import check_font
+        from PIL import Image, UnidentifiedImageError
+        open("not_an_image.jpg", "w").write("hello")
+        try:
+            Image.open("not_an_image.jpg")
+            pillow = "opened"
+        except UnidentifiedImageError:
+            pillow = "UnidentifiedImageError"
+        except Exception as exc:
+            pillow = type(exc).__name__
         print(json.dumps({
             "online": ONLINE, "sync": SETTINGS["sync"], "config": str(USER_CONFIG_DIR),
             "font": str(check_font("Arial.ttf")),
             "unicode_font": str(check_font("Arial.Unicode.ttf")),
             "autoinstall": os.environ["YOLO_AUTOINSTALL"],
+            "pillow": pillow,
         }))
         """,
         tmp_path,
@@ -103,6 +110,8 @@ def test_ultralytics_imports_offline_with_fonts_and_no_sync(tmp_path: Path) -> N
     assert result["online"] is False
     assert result["sync"] is False
     assert result["autoinstall"] == "0"
+    # ultralytics' Pillow patch is undone: a bad file stays Pillow's own clear error
+    assert result["pillow"] == "UnidentifiedImageError"
     assert Path(str(result["config"])) == config
     assert Path(str(result["font"])) == config / "Arial.ttf"
     assert Path(str(result["unicode_font"])) == config / "Arial.Unicode.ttf"
