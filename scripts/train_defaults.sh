@@ -21,6 +21,7 @@ XJ="${XJ:-$ROOT/.venv/bin/xunjian}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 SEEDS="1 2 3 4 5 6 7 8"
+HOLDOUT_SEEDS="101 102"  # synthetic val only, never trained on
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
@@ -82,12 +83,20 @@ train() {
 ship() {
   local det="$1" extra=()
   if [ "$det" = illegal_dumping ]; then
-    # construction_waste has no real val images: also measure on the synthetic val tiles
-    "$PY" - "$WORK" <<'EOF'
+    # construction_waste has no real val images: also measure on synthetic tiles from flights
+    # whose seeds were NOT used for training (the build puts every tile of its synthetic
+    # folders, the export's val split included, into train)
+    for s in $HOLDOUT_SEEDS; do
+      [ -d "$WORK/synth/flight_s$s" ] || "$XJ" synth flight --out "$WORK/synth/flight_s$s" --seed "$s"
+      [ -d "$WORK/synth/yolo_${det}_s$s" ] ||
+        "$XJ" synth export-yolo "$WORK/synth/flight_s$s" --out "$WORK/synth/yolo_${det}_s$s" --detector "$det"
+    done
+    "$PY" - "$WORK" $HOLDOUT_SEEDS <<'EOF'
 import sys, yaml
 from pathlib import Path
-work = Path(sys.argv[1])
-vals = [str(p / "images" / "val") for p in sorted((work / "synth").glob("yolo_illegal_dumping_s*"))]
+work, seeds = Path(sys.argv[1]), sys.argv[2:]
+vals = [str(work / "synth" / f"yolo_illegal_dumping_s{s}" / "images" / split)
+        for s in seeds for split in ("train", "val")]
 names = yaml.safe_load((work / "data/illegal_dumping/data.yaml").read_text())["names"]
 out = work / "data/illegal_dumping_synthval"
 out.mkdir(parents=True, exist_ok=True)

@@ -44,16 +44,13 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
-        return cls(
-            settings,
-            open_store(settings),
-            Catalog.from_settings(settings),
-            IssueStore(settings.db_url),
-        )
+        catalog = Catalog.from_settings(settings)  # migrates the whole schema once
+        issues = IssueStore(settings.db_url, migrate=False, engine=catalog.engine)
+        return cls(settings, open_store(settings), catalog, issues)
 
     def close(self) -> None:
-        self.catalog.close()
         self.issues.close()
+        self.catalog.close()  # owns the shared engine
 
 
 @dataclass

@@ -16,8 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Row, Update, delete, func, select, update
@@ -104,11 +103,8 @@ class FrameFailure:
     recorded_at: datetime
 
 
-class Catalog:
-    """Batches, frames and failures in a SQLite or PostgreSQL database.
-
-    ``clock`` returns the current time (timezone-aware); tests inject a fixed one.
-    """
+class Catalog(db.Repository):
+    """Batches, frames and failures in a SQLite or PostgreSQL database."""
 
     def __init__(
         self,
@@ -116,39 +112,17 @@ class Catalog:
         *,
         migrate: bool = True,
         clock: Callable[[], datetime] | None = None,
+        engine: Engine | None = None,
     ) -> None:
-        self.url = url
-        self.engine: Engine = db.make_engine(url)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        super().__init__(url, migrate=migrate, clock=clock, engine=engine)
         self._insert = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
-        if migrate:
-            try:
-                db.migrate(self.engine)
-            except BaseException:
-                self.engine.dispose()
-                raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
         """The catalog at ``settings.db_url`` (default: SQLite file in the data directory)."""
         return cls(settings.db_url)
-
-    def close(self) -> None:
-        """Close every pooled connection; the catalog may not be used afterwards."""
-        self.engine.dispose()
-
-    def __enter__(self) -> Catalog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[Connection]:

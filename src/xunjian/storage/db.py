@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, exc
@@ -207,3 +209,49 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None  # versions/ always holds at least the first revision
     return head
+
+
+_migrate_to_head = migrate  # the constructor's ``migrate`` flag shadows the function
+
+
+class Repository:
+    """What every database-backed store shares: one engine, migrations at open, a clock.
+
+    ``clock`` returns the current time (timezone-aware); tests inject a fixed one. Pass an
+    existing ``engine`` to share one connection pool between stores of one process.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.url = url
+        self.engine: Engine = engine or make_engine(url)
+        self._owns_engine = engine is None
+        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        if migrate:
+            try:
+                _migrate_to_head(self.engine)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Closes pooled connections (of an engine this store created)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

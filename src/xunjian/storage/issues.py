@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select, select, update
@@ -63,11 +62,8 @@ class BatchFusion:
     observations_skipped: int
 
 
-class IssueStore:
-    """Issues in a SQLite or PostgreSQL database (the schema of ``storage.issue_tables``).
-
-    ``clock`` returns the current time (timezone-aware); tests inject a fixed one.
-    """
+class IssueStore(db.Repository):
+    """Issues in a SQLite or PostgreSQL database (the schema of ``storage.issue_tables``)."""
 
     def __init__(
         self,
@@ -76,31 +72,10 @@ class IssueStore:
         migrate: bool = True,
         clock: Callable[[], datetime] | None = None,
         params: FusionParams = FusionParams(),
+        engine: Engine | None = None,
     ) -> None:
-        self.url = url
+        super().__init__(url, migrate=migrate, clock=clock, engine=engine)
         self.params = params
-        self.engine: Engine = db.make_engine(url)
-        self._clock = clock or (lambda: datetime.now(UTC))
-        if migrate:
-            try:
-                db.migrate(self.engine)
-            except BaseException:
-                self.engine.dispose()
-                raise
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> IssueStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"IssueStore({db.mask_url(self.url)!r})"
