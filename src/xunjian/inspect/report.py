@@ -120,7 +120,8 @@ def render_report(
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>{html.escape(title)}</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}}
+body{{font-family:system-ui,"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
+margin:1.5em;color:#222}}
 table{{border-collapse:collapse;margin-top:1em}}td,th{{border-bottom:1px solid #ddd;padding:4px 8px;
 text-align:left;vertical-align:top}}img{{max-width:160px;max-height:160px}}
 .dot{{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}}
