@@ -27,7 +27,7 @@ from xunjian.inspect.upload import UploadReport, upload_batch
 from xunjian.models.detector import Detector, DetectorSet
 from xunjian.settings import Settings
 from xunjian.storage.catalog import Catalog
-from xunjian.storage.issues import BatchFusion, IssueStore
+from xunjian.storage.issues import BatchFusion, BBox, IssueStore
 from xunjian.storage.objectstore import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,11 @@ def process_batch(
     opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
     detect_and_place(services, ingest.frames, detectors, result, opts, detect_progress)
 
-    # Verification looks at what was known before this batch, so it runs before fusion.
-    earlier = [i for i in services.issues.issues() if batch_id not in i.batch_ids]
+    # Verification looks at what was known before this batch, so it runs before fusion; only
+    # issues near the batch's footprints can be judged, so only those are loaded.
+    area = batch_bbox(ingest.frames)
+    nearby = services.issues.issues(bbox=area) if area else []
+    earlier = [i for i in nearby if batch_id not in i.batch_ids]
     result.verification = verify_batch(earlier, batch_id, ingest.frames, result.observations)
     services.issues.record_verifications(result.verification)
     result.fusion = services.issues.record_batch(batch_id, result.observations)
@@ -180,6 +183,31 @@ def process_batch(
     result.evidence = store_evidence(services.store, touched, max_pixels=settings.max_image_pixels)
     write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
     return result
+
+
+def batch_bbox(frames: list[Frame], margin_deg: float = 0.0005) -> BBox | None:
+    """(min lon, min lat, max lon, max lat) around every frame's footprint, plus ~50 m."""
+    lats: list[float] = []
+    lons: list[float] = []
+    for feature in frames_geojson(frames)["features"]:
+        geometry = feature["geometry"]
+        if geometry is None:
+            continue
+        ring = (
+            geometry["coordinates"][0]
+            if geometry["type"] == "Polygon"
+            else [geometry["coordinates"]]
+        )
+        lons.extend(float(p[0]) for p in ring)
+        lats.extend(float(p[1]) for p in ring)
+    if not lats:
+        return None
+    return (
+        min(lons) - margin_deg,
+        min(lats) - margin_deg,
+        max(lons) + margin_deg,
+        max(lats) + margin_deg,
+    )
 
 
 def write_outputs(services: Services, result: BatchResult, out_dir: Path) -> None:

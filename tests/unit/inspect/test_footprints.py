@@ -73,3 +73,18 @@ def test_real_dji_nadir_footprint_size(shared_data: Path) -> None:
     # independently: 99 m up, a 6.17 mm wide sensor behind a 4.73 mm lens
     assert ground_w == pytest.approx(99.0 * 6.17 / 4.73, rel=0.005)
     assert expected == pytest.approx(math.hypot(ground_w, ground_h))
+
+
+def test_batch_bbox_covers_every_footprint_and_nothing_without_pose() -> None:
+    from xunjian.inspect.pipeline import batch_bbox
+
+    near = CameraPose(29.56, 106.55, height_m=100.0, yaw_deg=0.0, pitch_deg=-90.0)
+    far = CameraPose(29.57, 106.56, height_m=100.0, yaw_deg=0.0, pitch_deg=-90.0)
+    frames = [_frame(near), _frame(far)]
+    bbox = batch_bbox(frames)
+    assert bbox is not None
+    for feature in frame_feature(frames[0]), frame_feature(frames[1]):
+        for lon, lat in feature["geometry"]["coordinates"][0]:
+            assert bbox[0] < lon < bbox[2] and bbox[1] < lat < bbox[3]
+    assert bbox[2] - bbox[0] < 0.02  # tight: ~1 km of longitude, not the whole city
+    assert batch_bbox([Frame("b", "k", "0" * 64, 10, 10)]) is None
