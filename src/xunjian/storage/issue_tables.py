@@ -12,6 +12,8 @@ registers the tables on ``Base.metadata``.
   is stored rounded (``core.issues.BOX_DECIMALS``) in ``box_key`` text for the constraint.
   ``batch_id`` is not a foreign key to ``batches``: issues outlive the batches they came from.
 * ``issue_verifications``: one decision per (issue, later batch), with its reasons.
+* ``issue_events``: the history of each issue (created, observed, status, feedback, case).
+* ``issue_feedback``: what reviewers and the case platform said of an issue (training data).
 
 :func:`issue_values` / :func:`issue_from_row` and :func:`observation_values` /
 :func:`observation_from_row` map the core records to and from the rows.
@@ -39,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from xunjian.core.feedback import EventKind, FeedbackKind, FeedbackSource
 from xunjian.core.issues import BOX_DECIMALS, Issue, IssueStatus, rounded_box
 from xunjian.core.records import Detection, Observation
 from xunjian.core.verify import Outcome
@@ -143,9 +146,60 @@ class IssueVerificationRow(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+FEEDBACK_KINDS: tuple[str, ...] = tuple(k.value for k in FeedbackKind)
+FEEDBACK_SOURCES: tuple[str, ...] = tuple(k.value for k in FeedbackSource)
+EVENT_KINDS: tuple[str, ...] = tuple(k.value for k in EventKind)
+
+
+class IssueEventRow(Base):
+    """One line of an issue's history (``core.feedback.IssueEvent``)."""
+
+    __tablename__ = "issue_events"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        Index(None, "issue_id", "id"),
+        Index(None, "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_id: Mapped[str] = mapped_column(String(64), ForeignKey("issues.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class IssueFeedbackRow(Base):
+    """One judgement of an issue by a reviewer or the case platform (``core.feedback``)."""
+
+    __tablename__ = "issue_feedback"
+    __table_args__ = (
+        CheckConstraint(_in("kind", FEEDBACK_KINDS), name="kind"),
+        CheckConstraint(_in("source", FEEDBACK_SOURCES), name="source"),
+        Index(None, "issue_id"),
+        Index(None, "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_id: Mapped[str] = mapped_column(String(64), ForeignKey("issues.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text)
+    class_name: Mapped[str | None] = mapped_column(String(64))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 ISSUES = cast(Table, IssueRow.__table__)
 ISSUE_OBSERVATIONS = cast(Table, IssueObservationRow.__table__)
 ISSUE_VERIFICATIONS = cast(Table, IssueVerificationRow.__table__)
+ISSUE_EVENTS = cast(Table, IssueEventRow.__table__)
+ISSUE_FEEDBACK = cast(Table, IssueFeedbackRow.__table__)
 
 
 def box_key(box: tuple[float, float, float, float]) -> str:

@@ -11,6 +11,16 @@ transaction) — two workers fusing neighbouring batches cannot both open the sa
 batch), and applies each exactly once. Queries filter by bbox, class, status, batch and time;
 :meth:`IssueStore.issues_geojson` exports a GeoJSON FeatureCollection.
 
+Every change is written to the issue's history (``issue_events``) in the same transaction,
+and handed to the store's *listeners* (:meth:`IssueStore.add_listener`) inside that
+transaction too: the case loop's outbox enqueues its messages there, so an issue change and
+the message it causes commit together or not at all (the transactional outbox). A listener
+may move the issue with :func:`apply_status` on the connection it is given; that does not call
+the listeners again.
+
+Feedback (:meth:`IssueStore.add_feedback`) is kept for the ML loop; a false positive rejects the
+issue, a wrong class or place corrects it.
+
 This module may import SQLAlchemy, ``xunjian.core``, ``xunjian.errors`` and ``storage``.
 """
 
@@ -18,14 +28,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, select, update
+from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
 
+from xunjian.core.feedback import EventKind, Feedback, FeedbackKind, FeedbackSource, IssueEvent
 from xunjian.core.fusion import FusionParams, fuse_batch
-from xunjian.core.issues import OPEN_STATUSES, Issue, IssueStatus, observation_key
+from xunjian.core.issues import (
+    OPEN_STATUSES,
+    Issue,
+    IssueStatus,
+    can_transition,
+    check_transition,
+    observation_key,
+)
 from xunjian.core.records import Observation
 from xunjian.core.taxonomy import class_info
 from xunjian.core.verify import Outcome, VerificationDecision, apply_decision
@@ -33,6 +51,8 @@ from xunjian.errors import InputError
 from xunjian.storage import db
 from xunjian.storage.catalog import validate_batch_id
 from xunjian.storage.issue_tables import (
+    ISSUE_EVENTS,
+    ISSUE_FEEDBACK,
     ISSUE_OBSERVATIONS,
     ISSUE_VERIFICATIONS,
     ISSUES,
@@ -62,6 +82,26 @@ class BatchFusion:
     observations_skipped: int
 
 
+@dataclass(frozen=True)
+class IssueChange:
+    """One change to an issue, as listeners see it inside the write transaction.
+
+    ``issue`` is the issue after the change (without observations); ``before`` its status
+    before (None: the issue is new); ``cause`` what changed it; ``batch_id`` the batch that
+    did, for fusion and verification.
+    """
+
+    issue: Issue
+    before: IssueStatus | None
+    cause: EventKind
+    source: str
+    batch_id: str | None = None
+
+
+IssueListener = Callable[[Connection, IssueChange], None]
+"""Called inside the write transaction of every change; raising rolls the change back."""
+
+
 class IssueStore(db.Repository):
     """Issues in a SQLite or PostgreSQL database (the schema of ``storage.issue_tables``)."""
 
@@ -76,6 +116,19 @@ class IssueStore(db.Repository):
     ) -> None:
         super().__init__(url, migrate=migrate, clock=clock, engine=engine)
         self.params = params
+        self._listeners: list[IssueListener] = []
+
+    def add_listener(self, listener: IssueListener) -> None:
+        """Call ``listener`` with every issue change, inside its transaction."""
+        self._listeners.append(listener)
+
+    def _notify(self, conn: Connection, change: IssueChange) -> None:
+        for listener in self._listeners:
+            listener(conn, change)
+
+    def now(self) -> datetime:
+        """The store's clock (injected in tests)."""
+        return self._clock()
 
     def __repr__(self) -> str:
         return f"IssueStore({db.mask_url(self.url)!r})"
@@ -141,6 +194,17 @@ class IssueStore(db.Repository):
                 conn.execute(
                     ISSUES.insert().values(**issue_values(issue), created_at=now, updated_at=now)
                 )
+                write_event(
+                    conn,
+                    IssueEvent(
+                        issue.id,
+                        EventKind.CREATED,
+                        now,
+                        "fusion",
+                        to_status=IssueStatus(issue.status).value,
+                        data={"batch_id": batch_id, "observations": len(issue.observations)},
+                    ),
+                )
             for issue in result.updated:
                 conn.execute(
                     update(ISSUES)
@@ -167,6 +231,25 @@ class IssueStore(db.Repository):
                     .where(ISSUES.c.id == issue.id)
                     .values(evidence_observation_id=_observation_id(conn, issue.evidence))
                 )
+                if issue.id in old:
+                    write_event(
+                        conn,
+                        IssueEvent(
+                            issue.id,
+                            EventKind.OBSERVED,
+                            now,
+                            "fusion",
+                            data={"batch_id": batch_id, "observations": len(rows)},
+                        ),
+                    )
+            for issue in result.new:
+                self._notify(
+                    conn, IssueChange(_bare(issue), None, EventKind.CREATED, "fusion", batch_id)
+                )
+            for issue in result.updated:
+                before = IssueStatus(old[issue.id].status)
+                change = IssueChange(_bare(issue), before, EventKind.OBSERVED, "fusion", batch_id)
+                self._notify(conn, change)
         return BatchFusion(
             batch_id,
             tuple(i.id for i in result.new),
@@ -225,19 +308,180 @@ class IssueStore(db.Repository):
 
     # -- lifecycle and verification --------------------------------------------------------
 
-    def set_status(self, issue_id: str, status: IssueStatus | str) -> Issue:
-        """Move the issue to ``status`` through the lifecycle (IssueTransitionError if not)."""
+    def set_status(
+        self,
+        issue_id: str,
+        status: IssueStatus | str,
+        *,
+        source: str = "operator",
+        note: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> Issue:
+        """Move the issue to ``status`` through the lifecycle (IssueTransitionError if not).
+
+        The move is written to the history with its ``source`` and ``note``; moving to the
+        status it already has changes nothing and tells no listener.
+        """
         with self._writing(f"setting the status of issue {issue_id!r}") as conn:
-            rows = list(conn.execute(select(ISSUES).where(ISSUES.c.id == issue_id)))
-            if not rows:
-                raise InputError(f"no such issue: {issue_id!r}", source="issue id")
-            issue = _load(conn, rows, with_observations=False)[0].with_status(status)
-            conn.execute(
-                update(ISSUES)
-                .where(ISSUES.c.id == issue_id)
-                .values(status=issue.status.value, updated_at=self._clock())
+            before = self._locked_issue(conn, issue_id)
+            issue = apply_status(
+                conn, before, status, at=self._clock(), source=source, note=note, data=data
             )
+            if issue.status is not before.status:
+                self._notify(conn, IssueChange(issue, before.status, EventKind.STATUS, source))
         return issue
+
+    def _locked_issue(self, conn: Connection, issue_id: str) -> Issue:
+        rows = list(conn.execute(select(ISSUES).where(ISSUES.c.id == issue_id)))
+        if not rows:
+            raise InputError(f"no such issue: {issue_id!r}", source="issue id")
+        return _load(conn, rows, with_observations=False)[0]
+
+    def record_event(self, event: IssueEvent) -> None:
+        """Add one line to an issue's history (e.g. a case-system message)."""
+        with self._writing(f"recording an event of issue {event.issue_id!r}") as conn:
+            self._locked_issue(conn, event.issue_id)
+            write_event(conn, event)
+
+    def history(self, issue_id: str) -> list[IssueEvent]:
+        """The issue's history, oldest first (empty for an unknown issue)."""
+        query = (
+            select(ISSUE_EVENTS)
+            .where(ISSUE_EVENTS.c.issue_id == issue_id)
+            .order_by(ISSUE_EVENTS.c.id)
+        )
+        with self._reading(f"reading the history of issue {issue_id!r}") as conn:
+            return [_event_from_row(r) for r in conn.execute(query)]
+
+    # -- feedback --------------------------------------------------------------------------
+
+    def add_feedback(self, feedback: Feedback) -> tuple[Feedback, Issue]:
+        """Store one judgement of an issue and act on it, in one transaction.
+
+        ``false_positive`` rejects the issue (when the lifecycle allows it — a verified or
+        recurred issue keeps its status, the feedback is still kept); ``wrong_class`` moves
+        the issue to the given class; ``wrong_place`` to the given place; ``confirm`` only
+        records. Returns the stored feedback (with id) and the issue after it.
+        """
+        kind = FeedbackKind(feedback.kind)
+        FeedbackSource(feedback.source)
+        if kind is FeedbackKind.WRONG_CLASS:
+            if not feedback.class_name:
+                raise InputError("expected the right class for wrong_class", source="feedback")
+            class_info(feedback.class_name)
+        if kind is FeedbackKind.WRONG_PLACE:
+            if feedback.lat is None or feedback.lon is None:
+                raise InputError("expected lat and lon for wrong_place", source="feedback")
+            if not (-90 <= feedback.lat <= 90 and -180 <= feedback.lon <= 180):
+                raise InputError(
+                    f"expected lat in [-90, 90] and lon in [-180, 180], "
+                    f"got {feedback.lat}, {feedback.lon}",
+                    source="feedback",
+                )
+        now = self._clock()
+        with self._writing(f"recording feedback on issue {feedback.issue_id!r}") as conn:
+            before = self._locked_issue(conn, feedback.issue_id)
+            new_id = conn.execute(
+                insert(ISSUE_FEEDBACK)
+                .values(
+                    issue_id=feedback.issue_id,
+                    kind=kind.value,
+                    source=FeedbackSource(feedback.source).value,
+                    author=feedback.author,
+                    note=feedback.note,
+                    class_name=feedback.class_name,
+                    lat=feedback.lat,
+                    lon=feedback.lon,
+                    created_at=now,
+                )
+                .returning(ISSUE_FEEDBACK.c.id)
+            ).scalar_one()
+            data: dict[str, Any] = {"feedback_id": new_id, "kind": kind.value}
+            changes: dict[str, Any] = {}
+            if kind is FeedbackKind.WRONG_CLASS and feedback.class_name != before.class_name:
+                data["old_class"], changes["class_name"] = before.class_name, feedback.class_name
+            if kind is FeedbackKind.WRONG_PLACE:
+                data["old_place"] = [before.lat, before.lon]
+                changes.update(lat=feedback.lat, lon=feedback.lon)
+            if changes:
+                conn.execute(
+                    update(ISSUES).where(ISSUES.c.id == before.id).values(**changes, updated_at=now)
+                )
+            write_event(
+                conn,
+                IssueEvent(
+                    before.id,
+                    EventKind.FEEDBACK,
+                    now,
+                    FeedbackSource(feedback.source).value,
+                    note=feedback.note,
+                    data=data,
+                ),
+            )
+            after = self._locked_issue(conn, before.id)
+            if kind is FeedbackKind.FALSE_POSITIVE and can_transition(
+                after.status, IssueStatus.REJECTED
+            ):
+                after = apply_status(
+                    conn,
+                    after,
+                    IssueStatus.REJECTED,
+                    at=now,
+                    source=FeedbackSource(feedback.source).value,
+                    note=feedback.note or "false positive",
+                )
+            self._notify(
+                conn,
+                IssueChange(
+                    after, before.status, EventKind.FEEDBACK, FeedbackSource(feedback.source)
+                ),
+            )
+        stored = Feedback(
+            feedback.issue_id,
+            kind,
+            FeedbackSource(feedback.source),
+            feedback.author,
+            feedback.note,
+            feedback.class_name,
+            feedback.lat,
+            feedback.lon,
+            int(new_id),
+            now,
+        )
+        return stored, after
+
+    def feedback(
+        self,
+        *,
+        issue_id: str | None = None,
+        kind: FeedbackKind | str | Sequence[FeedbackKind | str] | None = None,
+        since_id: int | None = None,
+    ) -> list[Feedback]:
+        """Stored feedback, oldest first; ``since_id`` returns only what came after it."""
+        query = select(ISSUE_FEEDBACK).order_by(ISSUE_FEEDBACK.c.id)
+        if issue_id is not None:
+            query = query.where(ISSUE_FEEDBACK.c.issue_id == issue_id)
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            query = query.where(ISSUE_FEEDBACK.c.kind.in_([FeedbackKind(k).value for k in kinds]))
+        if since_id is not None:
+            query = query.where(ISSUE_FEEDBACK.c.id > since_id)
+        with self._reading("reading feedback") as conn:
+            return [
+                Feedback(
+                    r.issue_id,
+                    FeedbackKind(r.kind),
+                    FeedbackSource(r.source),
+                    r.author,
+                    r.note,
+                    r.class_name,
+                    r.lat,
+                    r.lon,
+                    r.id,
+                    r.created_at,
+                )
+                for r in conn.execute(query)
+            ]
 
     def record_verifications(self, decisions: Sequence[VerificationDecision]) -> list[Issue]:
         """Store each decision and apply it to its issue — once per (issue, batch).
@@ -283,7 +527,27 @@ class IssueStore(db.Repository):
                             updated_at=now,
                         )
                     )
+                    moved = after.status is not before.status
+                    write_event(
+                        conn,
+                        IssueEvent(
+                            d.issue_id,
+                            EventKind.VERIFICATION,
+                            now,
+                            "verification",
+                            from_status=before.status.value if moved else None,
+                            to_status=IssueStatus(after.status).value if moved else None,
+                            note="; ".join(d.reasons),
+                            data={"batch_id": d.batch_id, "outcome": d.outcome.value},
+                        ),
+                    )
                     changed.append(after)
+                    self._notify(
+                        conn,
+                        IssueChange(
+                            after, before.status, EventKind.VERIFICATION, "verification", d.batch_id
+                        ),
+                    )
         return changed
 
     def verifications(
@@ -308,6 +572,78 @@ class IssueStore(db.Repository):
                 )
                 for r in conn.execute(query)
             ]
+
+
+def apply_status(
+    conn: Connection,
+    issue: Issue,
+    status: IssueStatus | str,
+    *,
+    at: datetime,
+    source: str,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> Issue:
+    """Move ``issue`` to ``status`` on ``conn`` and write the move to its history.
+
+    For use inside a write transaction (a listener's). Calls no listener. Moving to the
+    status the issue already has writes nothing.
+    """
+    target = check_transition(issue.status, status)
+    if target is issue.status:
+        return issue
+    conn.execute(
+        update(ISSUES).where(ISSUES.c.id == issue.id).values(status=target.value, updated_at=at)
+    )
+    write_event(
+        conn,
+        IssueEvent(
+            issue.id,
+            EventKind.STATUS,
+            at,
+            source,
+            from_status=issue.status.value,
+            to_status=target.value,
+            note=note,
+            data=data or {},
+        ),
+    )
+    return replace(issue, status=target)
+
+
+def write_event(conn: Connection, event: IssueEvent) -> None:
+    """Add ``event`` to its issue's history on ``conn`` (inside the caller's transaction)."""
+    conn.execute(
+        ISSUE_EVENTS.insert().values(
+            issue_id=event.issue_id,
+            kind=EventKind(event.kind).value,
+            at=event.at,
+            source=event.source,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            note=event.note,
+            data=dict(event.data),
+        )
+    )
+
+
+def _event_from_row(r: Row[Any]) -> IssueEvent:
+    return IssueEvent(
+        r.issue_id,
+        EventKind(r.kind),
+        r.at,
+        r.source,
+        r.from_status,
+        r.to_status,
+        r.note,
+        dict(r.data),
+        r.id,
+    )
+
+
+def _bare(issue: Issue) -> Issue:
+    """``issue`` without its observation list (listeners get issues as queries return them)."""
+    return replace(issue, observations=())
 
 
 def _db_key(o: Observation) -> tuple[str, str, str, str, str, str]:
