@@ -1,7 +1,11 @@
 """The batch pipeline: ingest → detect → georef → fuse → evidence → verify → outputs.
 
 The runner is in-process by default. Every stage is idempotent on (batch, image, model
-version): re-running a batch stores no second observation, issue or evidence object.
+version): re-running a batch stores no second observation, issue or evidence object, and the
+detect stage — the expensive one — is resumable: what each detector version found in each
+frame is kept in the detection ledger (``storage.detections``), so a re-run, or a run after a
+crash, decodes and detects only the frames (and detectors) not yet done at the current model
+versions and reads the rest back.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from xunjian.inspect.upload import UploadReport, upload_batch
 from xunjian.models.detector import Detector, DetectorSet
 from xunjian.settings import Settings
 from xunjian.storage.catalog import Catalog
+from xunjian.storage.detections import DetectionLedger
 from xunjian.storage.issues import BatchFusion, BBox, IssueStore
 from xunjian.storage.objectstore import ObjectStore, open_store
 
@@ -41,14 +46,17 @@ class Services:
     store: ObjectStore
     catalog: Catalog
     issues: IssueStore
+    detections: DetectionLedger
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         catalog = Catalog.from_settings(settings)  # migrates the whole schema once
         issues = IssueStore(settings.db_url, migrate=False, engine=catalog.engine)
-        return cls(settings, open_store(settings), catalog, issues)
+        ledger = DetectionLedger(settings.db_url, migrate=False, engine=catalog.engine)
+        return cls(settings, open_store(settings), catalog, issues, ledger)
 
     def close(self) -> None:
+        self.detections.close()
         self.issues.close()
         self.catalog.close()  # owns the shared engine
 
@@ -61,6 +69,8 @@ class BatchResult:
     detectors: dict[str, str] = field(default_factory=dict)  # name → model version
     missing_detectors: list[str] = field(default_factory=list)
     detections: int = 0
+    frames_detected: int = 0  # frames decoded and run through at least one detector
+    frames_reused: int = 0  # frames whose detections all came from the ledger
     observations: list[Observation] = field(default_factory=list)
     not_placed: list[tuple[str, str]] = field(default_factory=list)  # (frame key, reason)
     frame_errors: list[tuple[str, str]] = field(default_factory=list)
@@ -102,23 +112,40 @@ def detect_and_place(
     options: DetectOptions,
     progress: ProgressCallback | None,
 ) -> None:
-    """Runs every detector over every frame once and places what they find on the ground."""
+    """Runs every detector over every frame once and places what they find on the ground.
+
+    Frames (and detectors) the ledger already holds at the current model versions are read
+    back instead of detected again.
+    """
+    versions = {d.name: d.version for d in detectors}
+    ledger = services.detections.load_batch(result.batch_id, versions)
     for done, frame in enumerate(frames, start=1):
-        try:
-            found = detect_frame(
-                detectors,
-                services.store.get_bytes(frame.key),
-                frame=frame if frame.georeferenceable else None,
-                frame_key=frame.key,
-                source=frame.key,
-                options=options,
+        held = ledger.get(frame.key)
+        found = list(held.detections) if held else []
+        todo = [d for d in detectors if held is None or d.name not in held.done]
+        if todo:
+            try:
+                fresh = detect_frame(
+                    DetectorSet(todo),
+                    services.store.get_bytes(frame.key),
+                    frame=frame if frame.georeferenceable else None,
+                    frame_key=frame.key,
+                    source=frame.key,
+                    options=options,
+                ).detections
+            except (InputError, StorageError) as exc:
+                result.frame_errors.append((frame.key, str(exc)))
+                continue
+            services.detections.save(
+                result.batch_id, frame.key, {d.name: d.version for d in todo}, fresh
             )
-        except (InputError, StorageError) as exc:
-            result.frame_errors.append((frame.key, str(exc)))
-            continue
-        result.detections += len(found.detections)
-        if found.detections:
-            _place(frame, list(found.detections), result)
+            found.extend(fresh)
+            result.frames_detected += 1
+        else:
+            result.frames_reused += 1
+        result.detections += len(found)
+        if found:
+            _place(frame, found, result)
         if progress:
             progress(done, len(frames), frame.key.rsplit("/", 1)[-1])
 
@@ -248,6 +275,8 @@ def batch_summary(result: BatchResult) -> dict[str, Any]:
         "detectors": result.detectors,
         "detectors_missing": result.missing_detectors,
         "detections": result.detections,
+        "frames_detected": result.frames_detected,
+        "frames_reused": result.frames_reused,
         "observations": len(result.observations),
         "detections_not_placed": len(result.not_placed),
         "issues_new": len(fusion.new) if fusion else 0,

@@ -274,4 +274,5 @@ def frame_from_row(row: Row[Any]) -> Frame:
 # Registers the issue tables on Base, so Base.metadata always describes the whole schema.
 from xunjian.storage import access_tables as access_tables  # noqa: E402
 from xunjian.storage import case_tables as case_tables  # noqa: E402
+from xunjian.storage import detection_tables as detection_tables  # noqa: E402
 from xunjian.storage import issue_tables as issue_tables  # noqa: E402

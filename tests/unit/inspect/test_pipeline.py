@@ -111,6 +111,10 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
         _, again = run_folder(services, first, detectors=squares_set, out_dir=tmp_path / "o1b")
         assert again.fusion is not None
         assert again.fusion.new == () and again.fusion.observations_added == 0
+        # ... and no frame is decoded or detected again: the ledger gives back the boxes
+        assert (result.frames_detected, result.frames_reused) == (len(result.ingest.frames), 0)
+        assert (again.frames_detected, again.frames_reused) == (0, len(result.ingest.frames))
+        assert again.detections == result.detections
         assert len(services.issues.issues()) == len(SQUARES_EN)
 
         # a second flight over the same world updates the issues, opens none

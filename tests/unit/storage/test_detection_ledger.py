@@ -1,0 +1,39 @@
+"""The detection ledger: detect once per (batch, frame, detector, model version)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from xunjian.core.records import Detection
+from xunjian.storage.detections import DetectionLedger
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[DetectionLedger]:
+    with DetectionLedger(database_url) as opened:
+        yield opened
+
+
+def det(detector: str, version: str, frame: str, x: float = 10.0) -> Detection:
+    return Detection(detector, "pothole", 0.7, (x, 20.0, x + 30.0, 50.0), version, frame)
+
+
+def test_saved_frames_come_back_per_detector_version(ledger: DetectionLedger) -> None:
+    versions = {"road_damage": "v1", "illegal_dumping": "d1"}
+    assert ledger.save("B1", "raw/B1/a.jpg", versions, [det("road_damage", "v1", "raw/B1/a.jpg")])
+    assert ledger.save("B1", "raw/B1/b.jpg", versions, [])  # nothing found is remembered too
+    assert not ledger.save("B1", "raw/B1/b.jpg", versions, [])  # idempotent
+    held = ledger.load_batch("B1", versions)
+    assert set(held) == {"raw/B1/a.jpg", "raw/B1/b.jpg"}
+    assert held["raw/B1/a.jpg"].done == {"road_damage", "illegal_dumping"}
+    assert held["raw/B1/a.jpg"].detections == [det("road_damage", "v1", "raw/B1/a.jpg")]
+    assert held["raw/B1/b.jpg"].detections == []
+    # a new model version is not done yet; the other detector still is
+    newer = ledger.load_batch("B1", {"road_damage": "v2", "illegal_dumping": "d1"})
+    assert newer["raw/B1/a.jpg"].done == {"illegal_dumping"}
+    assert newer["raw/B1/a.jpg"].detections == []
+    assert ledger.load_batch("B2", versions) == {}
+    ledger.forget_batch("B1", ["road_damage"])
+    assert ledger.load_batch("B1", versions)["raw/B1/a.jpg"].done == {"illegal_dumping"}
