@@ -12,6 +12,8 @@
      ├── GeoreferenceError                   a pixel that cannot be placed on the ground
      ├── IssueTransitionError (ValueError)   an issue status change the lifecycle does not allow
      └── CaseSystemError                     the case system refused or is unreachable
+          ├── CaseRefusedError           it refused one message (4xx): resending cannot help
+          └── SignatureError             a case-platform callback with a missing or bad signature
 
 Messages name the thing (file, key, field) and say what was expected and what was found.
 This module imports nothing from the package, so every layer may import it.
@@ -71,3 +73,21 @@ class IssueTransitionError(XunjianError, ValueError):
 
 class CaseSystemError(XunjianError):
     """The case system (Open311, webhook) refused a request or is unreachable."""
+
+
+class CaseRefusedError(CaseSystemError):
+    """The case system refused a message for good (a 4xx answer): retrying cannot help.
+
+    ``status`` is the HTTP status; ``errors`` the server's ``[{code, description}]`` list.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, errors: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or []
+
+
+class SignatureError(CaseSystemError):
+    """A case-platform callback whose HMAC signature is missing, malformed or wrong."""

@@ -50,6 +50,66 @@ class Settings(BaseSettings):
         description="Zone of capture times that carry no offset (most drone EXIF clocks).",
     )
 
+    # -- case system (cases/: connectors, outbox, status sync; see docs/cases.md) --
+    case_system: Literal["file", "open311", "webhook"] = Field(
+        default="file", description="Where issues become cases: file sink, Open311, webhook."
+    )
+    case_file: Path | None = Field(
+        default=None, description="JSON-lines file of the file sink; default data_dir/cases.jsonl."
+    )
+    case_mapping: Path | None = Field(
+        default=None,
+        description="Class → service code / 数字城管 codes (YAML); default: the shipped example.",
+    )
+    open311_endpoint: str | None = Field(
+        default=None, description="GeoReport v2 base URL, e.g. https://city.example/open311/v2."
+    )
+    open311_api_key: SecretStr = SecretStr("")
+    open311_jurisdiction_id: str | None = None
+    open311_send_updates: bool = Field(
+        default=True,
+        description="Send verified-fixed / recurred notes with the servicerequestupdates"
+        " extension (FixMyStreet); off: kept in xunjian only.",
+    )
+    webhook_url: str | None = Field(default=None, description="Where webhook cases are POSTed.")
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 key for webhook bodies and callbacks."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of this service as the case system sees it; evidence links then"
+        " are {public_url}/api/v1/issues/{id}/evidence instead of presigned URLs.",
+    )
+    case_http_timeout_s: float = Field(default=10.0, gt=0)
+    case_max_attempts: int = Field(default=8, ge=1, description="Tries before a dead letter.")
+    case_backoff_base_s: float = Field(default=2.0, gt=0)
+    case_backoff_cap_s: float = Field(default=600.0, gt=0)
+    case_claim_lease_s: float = Field(
+        default=120.0, gt=0, description="A sender that died holding a message frees it after."
+    )
+    case_poll_interval_s: float = Field(default=60.0, gt=0, description="`cases run` period.")
+
+    # -- service (xunjian serve: HTTP API and map page) --
+    host: str = Field(default="127.0.0.1", description="Address `xunjian serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `xunjian serve` uses.")
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Largest request body outside object uploads (those: max_upload_bytes).",
+    )
+    max_batch_files: int = Field(
+        default=20_000, gt=0, description="Most files one batch manifest may list."
+    )
+    tile_url: str | None = Field(
+        default=None,
+        description="Raster tiles for the map page, e.g. https://tiles.example/{z}/{x}/{y}.png;"
+        " none: a plain grid.",
+    )
+    tile_attribution: str = Field(default="", description="Credit shown under the tiles.")
+    service_workers: int = Field(
+        default=1, ge=1, le=16, description="Batches the service processes at once."
+    )
+
     @field_validator("camera_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
