@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xunjian.core.records import Detection, Frame, Observation
+from xunjian.core.records import Detection, Frame, Observation, Platform
 from xunjian.core.taxonomy import Detector as DetectorName
 from xunjian.core.verify import VerificationDecision, verify_batch
 from xunjian.errors import DetectorError, GeoreferenceError, InputError, StorageError
@@ -74,6 +74,7 @@ class BatchResult:
     observations: list[Observation] = field(default_factory=list)
     not_placed: list[tuple[str, str]] = field(default_factory=list)  # (frame key, reason)
     frame_errors: list[tuple[str, str]] = field(default_factory=list)
+    refinement: list[tuple[str, str, str]] = field(default_factory=list)  # (frame, what, why)
     fusion: BatchFusion | None = None
     verification: list[VerificationDecision] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
@@ -191,14 +192,16 @@ def process_batch(
     result.detectors = {d.name: d.version for d in detectors}
     result.missing_detectors = missing
     opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
-    detect_and_place(services, ingest.frames, detectors, result, opts, detect_progress)
+    frames = refine_poses(services, ingest.frames, result) if settings.refine_poses else None
+    frames = frames or ingest.frames
+    detect_and_place(services, frames, detectors, result, opts, detect_progress)
 
     # Verification looks at what was known before this batch, so it runs before fusion; only
     # issues near the batch's footprints can be judged, so only those are loaded.
-    area = batch_bbox(ingest.frames)
+    area = batch_bbox(frames)
     nearby = services.issues.issues(bbox=area) if area else []
     earlier = [i for i in nearby if batch_id not in i.batch_ids]
-    result.verification = verify_batch(earlier, batch_id, ingest.frames, result.observations)
+    result.verification = verify_batch(earlier, batch_id, frames, result.observations)
     services.issues.record_verifications(result.verification)
     result.fusion = services.issues.record_batch(batch_id, result.observations)
 
@@ -210,6 +213,42 @@ def process_batch(
     result.evidence = store_evidence(services.store, touched, max_pixels=settings.max_image_pixels)
     write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
     return result
+
+
+REFINE_WORK_PX = 1000
+
+
+def refine_poses(services: Services, frames: list[Frame], result: BatchResult) -> list[Frame]:
+    """The batch's frames with drone poses checked against their overlap (``inspect.refine``).
+
+    Only drone frames take part (vehicle frames barely overlap on the ground); each is decoded
+    once at ≤ 1000 px for it. Corrections go to ``result.refinement``; a frame that cannot be
+    read is left as it is (the detect stage reports it).
+    """
+    from xunjian.inspect.decode import decode_image
+    from xunjian.inspect.refine import refine_flight
+
+    drone = [f for f in frames if f.platform is Platform.DRONE and f.georeferenceable]
+    if len(drone) < 2:
+        return frames
+    max_pixels = services.settings.max_image_pixels
+
+    def pixels(frame: Frame) -> Any:
+        scale = min(1.0, REFINE_WORK_PX / max(frame.width, frame.height, 1))
+        try:
+            data = services.store.get_bytes(frame.key)
+            return decode_image(
+                data, source=frame.key, working_scale=scale, max_pixels=max_pixels
+            ).pixels
+        except (InputError, StorageError):
+            import numpy as np
+
+            return np.zeros((8, 8), dtype=np.uint8)  # no features: the frame stays unchecked
+
+    report = refine_flight(drone, pixels, work_px=REFINE_WORK_PX)
+    result.refinement = [c for c in report.corrections if c[1] != "unchecked"]
+    refined = {f.key: f for f in report.frames}
+    return [refined.get(f.key, f) for f in frames]
 
 
 def batch_bbox(frames: list[Frame], margin_deg: float = 0.0005) -> BBox | None:
@@ -279,6 +318,7 @@ def batch_summary(result: BatchResult) -> dict[str, Any]:
         "frames_reused": result.frames_reused,
         "observations": len(result.observations),
         "detections_not_placed": len(result.not_placed),
+        "poses_corrected": [{"frame": k, "what": w, "why": y} for k, w, y in result.refinement],
         "issues_new": len(fusion.new) if fusion else 0,
         "issues_updated": len(fusion.updated) if fusion else 0,
         "verification": outcomes,

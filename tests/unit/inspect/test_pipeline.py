@@ -145,3 +145,38 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
         assert after[by_place["B"].id] is IssueStatus.RECURRED
     finally:
         services.close()
+
+
+def test_process_corrects_drone_yaw_flipped_by_180_degrees(
+    tmp_path: Path, settings: Settings, squares_set: DetectorSet
+) -> None:
+    import shutil
+
+    from xunjian.bench.georef import render_case
+    from xunjian.datasets.synth import PoseNoise, World
+
+    truth = render_case(
+        "nadir",
+        tmp_path / "flight",
+        seed=11,
+        noise=PoseNoise(flip_reverse_legs=True),
+        world=World.generate(11),
+        quick=True,
+    )
+    bad = {
+        ft.image.rsplit("/", 1)[-1]
+        for ft in truth.frames
+        if abs((ft.tags["gimbal_yaw_deg"] - ft.pose["yaw_deg"] + 180) % 360 - 180) > 90
+    }
+    assert bad
+    folder = tmp_path / "photos"
+    shutil.copytree(tmp_path / "flight" / "images", folder)
+    services = Services.open(settings)
+    try:
+        _, result = run_folder(services, folder, detectors=squares_set, out_dir=tmp_path / "o")
+    finally:
+        services.close()
+    fixed = {key.rsplit("/", 1)[-1] for key, what, _ in result.refinement if what == "yaw +180°"}
+    assert fixed == bad
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert {c["frame"].rsplit("/", 1)[-1] for c in summary["poses_corrected"]} >= bad
