@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     gps_sigma_m: float = Field(default=2.0, gt=0, description="Position σ without RTK.")
+    refine_poses: bool = Field(
+        default=True,
+        description="Check and refine drone poses from the overlap of a batch's frames "
+        "(fixes a gimbal yaw 180° off; costs one reduced decode per frame).",
+    )
     camera_timezone: str = Field(
         default="Asia/Shanghai",
         description="Zone of capture times that carry no offset (most drone EXIF clocks).",
@@ -108,6 +113,17 @@ class Settings(BaseSettings):
     tile_attribution: str = Field(default="", description="Credit shown under the tiles.")
     service_workers: int = Field(
         default=1, ge=1, le=16, description="Batches the service processes at once."
+    )
+
+    # -- ML loop (models/versions.py registry, models/reload.py hot reload; docs/ml-loop.md) --
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Where registered models are downloaded to; default data_dir/models.",
+    )
+    model_reload_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the service and workers check the active model pointers.",
     )
 
     @field_validator("camera_timezone")
