@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ from xunjian.storage.issues import BatchFusion, BBox, IssueStore
 from xunjian.storage.objectstore import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
+
+
+DetectRunner = Callable[["Services", str, list[Frame], DetectorSet], dict[str, Any]]
+"""Fills the detection ledger of (services, batch id, frames, detectors) somewhere else."""
 
 
 @dataclass
@@ -75,6 +80,7 @@ class BatchResult:
     not_placed: list[tuple[str, str]] = field(default_factory=list)  # (frame key, reason)
     frame_errors: list[tuple[str, str]] = field(default_factory=list)
     refinement: list[tuple[str, str, str]] = field(default_factory=list)  # (frame, what, why)
+    runner: dict[str, Any] = field(default_factory=dict)  # what a detect runner reported
     fusion: BatchFusion | None = None
     verification: list[VerificationDecision] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
@@ -173,8 +179,13 @@ def process_batch(
     out_dir: Path | None = None,
     progress: ProgressCallback | None = None,
     detect_progress: ProgressCallback | None = None,
+    detect_runner: DetectRunner | None = None,
 ) -> BatchResult:
-    """Runs every stage over an uploaded batch and writes its outputs to ``out_dir``."""
+    """Runs every stage over an uploaded batch and writes its outputs to ``out_dir``.
+
+    ``detect_runner`` (e.g. ``inspect.workers.CeleryDetectRunner``) fills the detection ledger
+    elsewhere first; the detect stage here then reads every frame back from the ledger.
+    """
     settings = services.settings
     ingest = ingest_batch(
         batch_id,
@@ -194,6 +205,12 @@ def process_batch(
     opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
     frames = refine_poses(services, ingest.frames, result) if settings.refine_poses else None
     frames = frames or ingest.frames
+    if detect_runner is None and settings.runner == "celery":
+        from xunjian.inspect.workers import CeleryDetectRunner
+
+        detect_runner = CeleryDetectRunner.from_settings(settings)
+    if detect_runner is not None:
+        result.runner = detect_runner(services, batch_id, frames, detectors)
     detect_and_place(services, frames, detectors, result, opts, detect_progress)
 
     # Verification looks at what was known before this batch, so it runs before fusion; only
