@@ -210,16 +210,22 @@ def _adjust(
     together they weigh as ``pair_weight`` independent observations, not as hundreds.
     """
     col = {i: 3 * n for n, i in enumerate(flight.idx)}
-    rows: list[F64] = []
-    rhs: list[float] = []
     size = 3 * len(flight.idx)
+    # Normal equations, summed row by row: every row touches at most six unknowns, so the
+    # design matrix itself (pairs × 80 rows × 3N columns) is never built — dense, it needs
+    # gigabytes for a 1000-frame batch; AᵀA is 3N × 3N.
+    ata = np.zeros((size, size))
+    atb = np.zeros(size)
+
+    def add(index: list[int], values: list[float], rhs: float) -> None:
+        at, v = np.array(index), np.array(values)
+        ata[np.ix_(at, at)] += np.outer(v, v)
+        atb[at] += v * rhs
+
     for i in flight.idx:
         p = flight.poses[i]
         for c, s in enumerate((p.sigma_xy_m, p.sigma_xy_m, math.radians(p.sigma_yaw_deg))):
-            row = np.zeros(size)
-            row[col[i] + c] = 1.0 / max(s, 1e-4)
-            rows.append(row)
-            rhs.append(0.0)
+            add([col[i] + c], [1.0 / max(s, 1e-4)], 0.0)
     for m in matches:
         oi, oj = flight.cast(m.i, m.uv_i), flight.cast(m.j, m.uv_j)
         ok = np.isfinite(oi).all(axis=1) & np.isfinite(oj).all(axis=1)
@@ -232,14 +238,14 @@ def _adjust(
         for k in sel:
             r0 = (oi[k] + flight.centre[m.i]) - (oj[k] + flight.centre[m.j])
             for axis in (0, 1):
-                row = np.zeros(size)
+                index: list[int] = []
+                values: list[float] = []
                 for frame, off, sign in ((m.i, oi[k], 1.0), (m.j, oj[k], -1.0)):
                     # A yaw turn dψ (clockwise) moves an offset (e, n) by dψ·(n, −e).
-                    row[col[frame] + axis] = sign * w
-                    row[col[frame] + 2] = sign * w * (off[1] if axis == 0 else -off[0])
-                rows.append(row)
-                rhs.append(-w * float(r0[axis]))
-    x, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+                    index += [col[frame] + axis, col[frame] + 2]
+                    values += [sign * w, sign * w * float(off[1] if axis == 0 else -off[0])]
+                add(index, values, -w * float(r0[axis]))
+    x, *_ = np.linalg.lstsq(ata, atb, rcond=None)
     return {i: x[col[i] : col[i] + 3] for i in flight.idx}
 
 
