@@ -3,7 +3,11 @@
 ``import`` reads any supported format, maps classes onto the taxonomy (``--mapping``) and
 writes a normalised copy (YOLO detect by default) plus ``import-report.json``; ``export``
 converts without mapping; ``stats`` prints per-class counts and problems (``--json`` for
-machines); ``build`` writes one detector's YOLO training set with ``manifest.json``.
+machines); ``build`` writes one detector's YOLO training set with ``manifest.json``
+(``--feedback DIR`` adds a feedback part to its train split). ``publish`` uploads a build as an
+immutable, content-hashed version (``datasets/<name>/<version>/``), ``versions`` lists them,
+``pull NAME@VERSION DIR`` downloads one; ``feedback`` turns reviewers' and the case platform's
+verdicts on issues into a YOLO part (hard negatives, relabelled and confirmed boxes).
 ``import`` and ``export`` exit 1 when the input had errors (files or boxes dropped), after
 writing everything that could be read.
 """
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from xunjian.datasets.mapping import MappingReport
     from xunjian.datasets.records import Dataset
     from xunjian.datasets.resize import ResizeMode
+    from xunjian.storage.objectstore import ObjectStore
 
 datasets_app = typer.Typer(
     name="datasets",
@@ -143,6 +148,10 @@ def build_command(
             help="hard-link unchanged images instead of copying (training may rewrite them)"
         ),
     ] = False,
+    feedback: Annotated[
+        list[Path] | None,
+        typer.Option(help="feedback part from `xunjian datasets feedback` (train only; repeat)"),
+    ] = None,
 ) -> None:
     """Write one detector's YOLO training set (val real where real data exists)."""
     from rich.table import Table
@@ -164,9 +173,14 @@ def build_command(
         result = build_training_set(
             detector, out, data_root=data_root, synthetic=synthetic or [], options=options
         )
+        manifest = result.manifest
+        if feedback:
+            from xunjian.datasets.feedback import add_feedback_part
+
+            for part in feedback:
+                manifest = add_feedback_part(out, part)
     except XunjianError as error:
         raise fail(error) from None
-    manifest = result.manifest
     splits = manifest["splits"]
     table = Table("", *splits, title=f"{detector} → {out}")
     for row in ("images", "real_images", "synthetic_images", "background_images", "groups"):
@@ -241,3 +255,124 @@ def _exit_on_errors(report: dict[str, Any]) -> None:
     if report["errors"]:
         console.print(f"[red]{report['errors']} errors[/red]: see the report for files")
         raise typer.Exit(1)
+
+
+# ---- dataset versions and feedback (the ML loop; docs/ml-loop.md) ----------------------
+
+
+def _store() -> ObjectStore:
+    from xunjian.settings import get_settings
+    from xunjian.storage.objectstore import open_store
+
+    return open_store(get_settings())
+
+
+@datasets_app.command("publish")
+def publish_command(
+    folder: Annotated[Path, typer.Argument(help="a built dataset (xunjian datasets build)")],
+    name: Annotated[
+        str | None, typer.Option(help="dataset name (default: the build's detector)")
+    ] = None,
+) -> None:
+    """Upload a build as an immutable, content-hashed version (a no-op if already there)."""
+    from xunjian.cli.output import progress_bar
+    from xunjian.datasets.versions import publish_dataset
+    from xunjian.errors import XunjianError
+
+    try:
+        store = _store()
+        with progress_bar("publish") as update:
+            result = publish_dataset(store, folder, name=name, progress=update)
+    except XunjianError as error:
+        raise fail(error) from None
+    if result.created:
+        console.print(
+            f"published {result.ref}: {result.uploaded} files uploaded, "
+            f"{result.skipped} already there → {result.prefix}/"
+        )
+    else:
+        console.print(f"{result.ref} is already published: nothing uploaded")
+    typer.echo(result.ref)
+
+
+@datasets_app.command("versions")
+def versions_command(
+    name: Annotated[str | None, typer.Argument(help="dataset name (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Published dataset versions, oldest first."""
+    from rich.table import Table
+
+    from xunjian.datasets.versions import list_versions
+    from xunjian.errors import XunjianError
+
+    try:
+        versions = list_versions(_store(), name)
+    except XunjianError as error:
+        raise fail(error) from None
+    if as_json:
+        typer.echo(json.dumps([v.to_dict() for v in versions], indent=1, ensure_ascii=False))
+        return
+    table = Table("version", "published", "images", "boxes per class", "sources")
+    for v in versions:
+        counts = ", ".join(f"{c} {n}" for c, n in v.class_counts.items())
+        sources = ", ".join(str(s.get("name")) for s in v.manifest.get("sources", []))
+        table.add_row(v.ref, v.published_at, str(v.images), counts, sources)
+    console.print(table)
+
+
+@datasets_app.command("pull")
+def pull_command(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION (a unique prefix, or latest)")],
+    out: Annotated[Path, typer.Argument(help="folder to download into")],
+) -> None:
+    """Download a dataset version (SHA-256 checked); prints its data.yaml."""
+    from xunjian.cli.output import progress_bar
+    from xunjian.datasets.versions import pull_dataset
+    from xunjian.errors import XunjianError
+
+    try:
+        store = _store()
+        with progress_bar("pull") as update:
+            data_yaml = pull_dataset(store, ref, out, progress=update)
+    except XunjianError as error:
+        raise fail(error) from None
+    typer.echo(str(data_yaml))
+
+
+@datasets_app.command("feedback")
+def feedback_command(
+    out: Annotated[Path, typer.Option(help="folder for the YOLO feedback part")],
+    since_id: Annotated[
+        int | None, typer.Option(help="only feedback after this id (default: all)")
+    ] = None,
+    context: Annotated[float, typer.Option(help="crop side in box sizes")] = 3.0,
+    max_per_issue: Annotated[int, typer.Option(help="observations per issue")] = 8,
+) -> None:
+    """Turn feedback on issues into labelled crops: hard negatives, relabelled, confirmed."""
+    from xunjian.datasets.feedback import FeedbackOptions, build_feedback_part
+    from xunjian.errors import XunjianError
+    from xunjian.settings import get_settings
+    from xunjian.storage.issues import IssueStore
+    from xunjian.storage.objectstore import open_store
+
+    settings = get_settings()
+    options = FeedbackOptions(context=context, max_per_issue=max_per_issue)
+    try:
+        with IssueStore(settings.db_url) as issues:
+            part = build_feedback_part(
+                issues, open_store(settings), out, since_id=since_id, options=options
+            )
+    except XunjianError as error:
+        raise fail(error) from None
+    manifest = part.manifest
+    kinds = ", ".join(f"{k} {n}" for k, n in manifest["feedback"].items()) or "none"
+    console.print(f"feedback read: {kinds}")
+    examples = ", ".join(f"{k} {n}" for k, n in manifest["examples"].items()) or "none"
+    console.print(f"examples written: {examples} ({manifest['hard_negatives']} hard negatives)")
+    for skipped in manifest["skipped"]:
+        console.print(f"[yellow]skipped[/yellow] {skipped['issue_id']}: {skipped['reason']}")
+    for note in manifest["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"next time: --since-id {manifest['last_feedback_id']} for newer feedback only")
+    typer.echo(str(part.data_yaml))

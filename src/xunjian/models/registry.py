@@ -8,8 +8,9 @@ Shipped defaults live in the package, one folder per detector::
 ``classes`` (model index order) defaults to the taxonomy's list for the detector; ``version``
 defaults to ``<detector>@<sha256 of the file, 12 hex digits>``. Every failure is a
 :class:`~xunjian.errors.DetectorError` naming the file and the reason: missing, unreadable,
-corrupt, or predicting a different number of classes than its class list. Versions, promotion
-and comparison of candidates are a later issue; this module stays small.
+corrupt, or predicting a different number of classes than its class list. Registered versions,
+promotion, rollback and hot reload live in :mod:`xunjian.models.versions` and
+:mod:`xunjian.models.reload`; :func:`list_models` is re-exported from there.
 
 Loading never touches the network: onnxruntime reads a local file; the ultralytics backend is
 imported through :mod:`xunjian.models.mlruntime` (offline mode).
@@ -24,7 +25,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xunjian.core.taxonomy import Detector as DetectorName
 from xunjian.core.taxonomy import classes_of
@@ -32,10 +33,14 @@ from xunjian.errors import DetectorError
 from xunjian.models.backends import Backend
 from xunjian.models.detector import Detector, DetectorSet
 
+if TYPE_CHECKING:
+    from xunjian.storage.objectstore import ObjectStore
+
 __all__ = [
     "WEIGHTS_DIR",
     "BackendName",
     "ModelCard",
+    "list_models",
     "load_default_set",
     "load_detector",
     "read_card",
@@ -186,3 +191,11 @@ def load_default_set(
             )
         )
     return DetectorSet(loaded)
+
+
+def list_models(store: ObjectStore, *, weights_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every detector's registered versions, the one in service and its source (``store`` or
+    ``shipped``), JSON-ready: see :func:`xunjian.models.versions.list_models`."""
+    from xunjian.models.versions import list_models as listed  # versions imports this module
+
+    return listed(store, weights_dir=weights_dir)
