@@ -6,8 +6,10 @@
      │    ├── MetadataError                  EXIF / XMP / GPS that cannot be read or is absurd
      │    └── UnsafeKeyError                 an object key or path that escapes its prefix
      ├── StorageError (OSError)              object store unreachable, refused or inconsistent
-     │    └── ObjectNotFoundError (FileNotFoundError)
+     │    ├── ObjectNotFoundError (FileNotFoundError)
+     │    └── StorageUnavailableError        cannot reach it / it answers 5xx: wait and retry
      ├── DatabaseError                       the database refused or is unreachable
+     │    └── DatabaseUnavailableError       connection refused or lost: wait and retry
      ├── DetectorError                       a model that cannot load or run
      ├── GeoreferenceError                   a pixel that cannot be placed on the ground
      ├── IssueTransitionError (ValueError)   an issue status change the lifecycle does not allow
@@ -55,8 +57,16 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
     """An object key that does not exist in the store."""
 
 
+class StorageUnavailableError(StorageError):
+    """The object store cannot be reached or answers 5xx: transient, worth waiting for."""
+
+
 class DatabaseError(XunjianError):
     """The database refused an operation or is unreachable."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database connection was refused or lost: transient, worth waiting for."""
 
 
 class DetectorError(XunjianError):

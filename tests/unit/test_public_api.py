@@ -10,6 +10,7 @@ EXPECTED = {
     "CaseSystemError",
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "DetectorError",
     "GeoreferenceError",
     "InputError",
@@ -17,6 +18,7 @@ EXPECTED = {
     "MetadataError",
     "ObjectNotFoundError",
     "StorageError",
+    "StorageUnavailableError",
     "UnsafeKeyError",
     "XunjianError",
     "__version__",
@@ -40,6 +42,8 @@ def test_every_error_has_one_root_and_the_builtin_it_means() -> None:
     assert issubclass(xunjian.StorageError, OSError)
     assert issubclass(xunjian.ObjectNotFoundError, FileNotFoundError)
     assert issubclass(xunjian.MetadataError, xunjian.InputError)
+    assert issubclass(xunjian.StorageUnavailableError, xunjian.StorageError)
+    assert issubclass(xunjian.DatabaseUnavailableError, xunjian.DatabaseError)
 
 
 def test_input_errors_name_their_source() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from xunjian.core.records import CameraIntrinsics, Frame, Platform
-from xunjian.errors import InputError, StorageError
+from xunjian.errors import InputError, StorageError, StorageUnavailableError
 from xunjian.inspect.manifest import Manifest, ManifestEntry
 from xunjian.inspect.metadata import extract_metadata
 from xunjian.inspect.tracks import Track, VehicleMount, load_track
@@ -121,6 +121,8 @@ def ingest_batch(
                 if platform is Platform.VEHICLE:
                     frame = _pose_from_track(frame, track, camera.mount, gps_sigma_m)
                 return frame
+            except StorageUnavailableError:
+                raise  # the store is down, not the frame bad: the caller waits and retries
             except (InputError, StorageError) as exc:
                 return (entry.key, str(exc))
 
@@ -169,6 +171,8 @@ def _load_tracks(
         try:
             with fetched(store, entry, workdir) as path:
                 track = load_track(path)
+        except StorageUnavailableError:
+            raise
         except (InputError, StorageError) as exc:
             report.failures.append((entry.key, str(exc)))
             continue

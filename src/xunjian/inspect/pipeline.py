@@ -20,13 +20,20 @@ from typing import Any
 from xunjian.core.records import Detection, Frame, Observation, Platform
 from xunjian.core.taxonomy import Detector as DetectorName
 from xunjian.core.verify import VerificationDecision, verify_batch
-from xunjian.errors import DetectorError, GeoreferenceError, InputError, StorageError
+from xunjian.errors import (
+    DetectorError,
+    GeoreferenceError,
+    InputError,
+    StorageError,
+    StorageUnavailableError,
+)
 from xunjian.inspect.detect import DetectOptions, detect_frame
 from xunjian.inspect.evidence import evidence_key, store_evidence
 from xunjian.inspect.footprints import frames_geojson
 from xunjian.inspect.georef import georeference
 from xunjian.inspect.ingest import IngestReport, ProgressCallback, ingest_batch
 from xunjian.inspect.report import render_report
+from xunjian.inspect.resilience import ride_out
 from xunjian.inspect.upload import ProgressCallback as UploadProgress
 from xunjian.inspect.upload import UploadReport, upload_batch
 from xunjian.models.detector import Detector, DetectorSet
@@ -140,6 +147,8 @@ def detect_and_place(
                     source=frame.key,
                     options=options,
                 ).detections
+            except StorageUnavailableError:
+                raise  # the store is down, the frame is fine: the batch waits (ride_out)
             except (InputError, StorageError) as exc:
                 result.frame_errors.append((frame.key, str(exc)))
                 continue
@@ -185,7 +194,37 @@ def process_batch(
 
     ``detect_runner`` (e.g. ``inspect.workers.CeleryDetectRunner``) fills the detection ledger
     elsewhere first; the detect stage here then reads every frame back from the ledger.
+
+    When the object store or the database is unavailable, the batch pauses and runs again
+    (``inspect.resilience.ride_out``) for up to ``settings.outage_max_wait_s``.
     """
+    return ride_out(
+        lambda: _process_once(
+            services,
+            batch_id,
+            detectors=detectors,
+            options=options,
+            out_dir=out_dir,
+            progress=progress,
+            detect_progress=detect_progress,
+            detect_runner=detect_runner,
+        ),
+        what=f"batch {batch_id}",
+        max_wait_s=services.settings.outage_max_wait_s,
+    )
+
+
+def _process_once(
+    services: Services,
+    batch_id: str,
+    *,
+    detectors: DetectorSet | None,
+    options: DetectOptions | None,
+    out_dir: Path | None,
+    progress: ProgressCallback | None,
+    detect_progress: ProgressCallback | None,
+    detect_runner: DetectRunner | None,
+) -> BatchResult:
     settings = services.settings
     ingest = ingest_batch(
         batch_id,

@@ -245,7 +245,7 @@ def _adjust(
                     index += [col[frame] + axis, col[frame] + 2]
                     values += [sign * w, sign * w * float(off[1] if axis == 0 else -off[0])]
                 add(index, values, -w * float(r0[axis]))
-    x, *_ = np.linalg.lstsq(ata, atb, rcond=None)
+    x = np.asarray(np.linalg.lstsq(ata, atb, rcond=None)[0], dtype=np.float64)
     return {i: x[col[i] : col[i] + 3] for i in flight.idx}
 
 

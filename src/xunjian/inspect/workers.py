@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xunjian.core.records import Frame
-from xunjian.errors import ConfigurationError, DetectorError, InputError, StorageError
+from xunjian.errors import (
+    ConfigurationError,
+    DetectorError,
+    InputError,
+    StorageError,
+    StorageUnavailableError,
+)
+from xunjian.inspect.resilience import TRANSIENT
 from xunjian.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -76,7 +83,15 @@ def celery_app(settings: Settings | None = None) -> Celery:
         # Redis re-delivers an unacknowledged task only after this long (RabbitMQ at once).
         broker_transport_options={"visibility_timeout": s.worker_visibility_timeout_s},
     )
-    app.task(name=TASK_NAME)(detect_frames)
+    # An outage of the store or the database is waited out: the task is retried with
+    # exponential backoff (capped at 60 s) for about as long as a local batch would wait.
+    app.task(
+        name=TASK_NAME,
+        autoretry_for=TRANSIENT,
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=max(1, int(s.outage_max_wait_s // 30)),
+    )(detect_frames)
     return app
 
 
@@ -155,6 +170,8 @@ def detect_frames(batch_id: str, frame_keys: list[str], versions: dict[str, str]
                 source=frame.key,
                 options=options,
             )
+        except StorageUnavailableError:
+            raise  # the store is down, not the frame bad: Celery retries the task
         except (InputError, StorageError) as exc:
             failed.append([frame.key, str(exc)])
             continue

@@ -25,7 +25,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
-from xunjian.errors import DatabaseError
+from xunjian.errors import DatabaseError, DatabaseUnavailableError
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -135,6 +135,9 @@ def database_errors(url: str | URL, doing: str | None = None) -> Iterator[None]:
     """
     try:
         yield
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        # connection refused, lost, or (SQLite) locked: the operation may succeed later
+        raise DatabaseUnavailableError(_error_message(url, doing, error)) from error
     except exc.SQLAlchemyError as error:
         raise DatabaseError(_error_message(url, doing, error)) from error
 

@@ -49,7 +49,12 @@ from minio.helpers import check_bucket_name
 from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.response import BaseHTTPResponse
 
-from xunjian.errors import ConfigurationError, ObjectNotFoundError, StorageError
+from xunjian.errors import (
+    ConfigurationError,
+    ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
 from xunjian.storage.keys import validate_key, validate_prefix
 from xunjian.storage.objectstore import (
     CHUNK_SIZE,
@@ -64,6 +69,9 @@ from xunjian.storage.objectstore import (
     normalize_metadata,
 )
 
+_TRANSIENT_S3_CODES = frozenset(
+    {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+)
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (except the last)
 MAX_PARTS = 10_000
 META_PREFIX = "x-amz-meta-"
@@ -83,14 +91,14 @@ class _ResponseReader(io.RawIOBase):
         try:
             return self._response.readinto(buffer)
         except (HTTPError, OSError) as exc:
-            raise StorageError(f"read {self._name}: {exc}") from exc
+            raise StorageUnavailableError(f"read {self._name}: {exc}") from exc
 
     def readall(self) -> bytes:
         """One read of the rest (``get_bytes``), not RawIOBase's 8 KiB loop."""
         try:
             return self._response.read()
         except (HTTPError, OSError) as exc:
-            raise StorageError(f"read {self._name}: {exc}") from exc
+            raise StorageUnavailableError(f"read {self._name}: {exc}") from exc
 
 
 class S3Store(ObjectStore):
@@ -302,12 +310,16 @@ class S3Store(ObjectStore):
                 raise ObjectNotFoundError(f"{self._name(key)}: no such object") from None
             if exc.code == "NoSuchBucket":
                 raise StorageError(f"{where}: bucket {self.bucket!r} does not exist") from exc
+            if exc.code in _TRANSIENT_S3_CODES:
+                raise StorageUnavailableError(f"{where}: {exc.code}: {exc.message}") from exc
             raise StorageError(f"{where}: {exc.code}: {exc.message}") from exc
         except MaxRetryError as exc:
-            raise StorageError(
+            raise StorageUnavailableError(
                 f"{where}: cannot reach S3 endpoint {self.endpoint}: {exc.reason}"
             ) from exc
-        except (MinioException, HTTPError) as exc:
+        except HTTPError as exc:
+            raise StorageUnavailableError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        except MinioException as exc:
             raise StorageError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     def _part_size_for(self, size: int) -> int:
