@@ -64,6 +64,8 @@ class IssueRow(Base):
         Index(None, "lat", "lon"),
         Index(None, "class_name"),
         Index(None, "status"),
+        # serves the one order every listing uses (newest first, id breaks ties), read backwards
+        Index(None, "last_seen", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -276,13 +276,18 @@ class IssueStore(db.Repository):
         batch_id: str | None = None,
         seen_since: datetime | None = None,
         seen_until: datetime | None = None,
+        min_confidence: float | None = None,
         with_observations: bool = False,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[Issue]:
         """Issues matching every filter given, most recently seen first.
 
         ``bbox`` is (min lon, min lat, max lon, max lat); ``batch_id`` selects the issues
-        that batch observed; ``seen_since`` / ``seen_until`` bound last and first sighting.
+        that batch observed; ``seen_since`` / ``seen_until`` bound last and first sighting;
+        ``min_confidence`` the issue confidence. ``limit`` / ``offset`` page through them
+        (the order is stable: last seen, then id, both descending; an index read backwards
+        serves it).
         """
         query = _filtered(
             select(ISSUES),
@@ -292,9 +297,14 @@ class IssueStore(db.Repository):
             batch_id=batch_id,
             seen_since=seen_since,
             seen_until=seen_until,
-        ).order_by(ISSUES.c.last_seen.desc(), ISSUES.c.id)
+            min_confidence=min_confidence,
+        ).order_by(ISSUES.c.last_seen.desc(), ISSUES.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            if offset < 0:
+                raise InputError(f"expected an offset ≥ 0, got {offset}", source="offset")
+            query = query.offset(offset)
         with self._reading("listing issues") as conn:
             return _load(conn, list(conn.execute(query)), with_observations=with_observations)
 
@@ -686,7 +696,14 @@ def _filtered(
     batch_id: str | None = None,
     seen_since: datetime | None = None,
     seen_until: datetime | None = None,
+    min_confidence: float | None = None,
 ) -> Select[Any]:
+    if min_confidence is not None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InputError(
+                f"expected a confidence in [0, 1], got {min_confidence}", source="min_confidence"
+            )
+        query = query.where(ISSUES.c.confidence >= min_confidence)
     if bbox is not None:
         lon0, lat0, lon1, lat1 = bbox
         if not (lon0 <= lon1 and lat0 <= lat1):
