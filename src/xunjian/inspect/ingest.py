@@ -83,8 +83,14 @@ def ingest_batch(
     vehicle: VehicleCamera | None = None,
     workers: int = 2,
     progress: ProgressCallback | None = None,
+    finish: bool = True,
 ) -> IngestReport:
-    """Catalogues every file of the batch; returns the frames and the failures."""
+    """Catalogues every file of the batch; returns the frames and the failures.
+
+    The batch is ``processing`` meanwhile; ``finish`` marks it ``processed`` at the end —
+    the pipeline passes False and marks it itself once every stage has run, so a batch left
+    ``processing`` is one a crash interrupted (the service resumes those at start).
+    """
     manifest = read_manifest(store, batch_id)
     catalog.upsert_batch(
         batch_id,
@@ -139,7 +145,8 @@ def ingest_batch(
                 progress(done, total, entry.name)
     for key, reason in report.failures:
         catalog.record_failure(batch_id, key, reason)
-    catalog.set_batch_status(batch_id, "processed")
+    if finish:
+        catalog.set_batch_status(batch_id, "processed")
     return report
 
 

@@ -234,6 +234,7 @@ def _process_once(
         gps_sigma_m=settings.gps_sigma_m,
         camera_timezone=settings.camera_timezone,
         progress=progress,
+        finish=False,
     )
     result = BatchResult(ingest)
     missing: list[str] = []
@@ -268,6 +269,7 @@ def _process_once(
     ]
     result.evidence = store_evidence(services.store, touched, max_pixels=settings.max_image_pixels)
     write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
+    services.catalog.set_batch_status(batch_id, "processed")
     return result
 
 

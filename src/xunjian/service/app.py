@@ -87,6 +87,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.resume_unfinished()  # batches a killed service left half-done
         yield
         state.close()
 
@@ -132,6 +133,10 @@ def _state(
     keys = KeyStore(settings.db_url, migrate=False, engine=services.catalog.engine)
     metrics = ServiceMetrics(services.catalog.engine)
     board = ProgressBoard()
+    if detectors is None and settings.worker_detectors:
+        from xunjian.inspect.workers import load_worker_detectors
+
+        detectors = load_worker_detectors(settings)
     if detectors is None:
         from xunjian.models.reload import ReloadingDetectorSet
 

@@ -46,6 +46,21 @@ class ServiceState:
         log.info("batch %s queued", batch_id)
         return True
 
+    def resume_unfinished(self) -> list[str]:
+        """Queues every batch left ``processing`` (a service killed mid-batch); returns them.
+
+        Processing is idempotent and the detection ledger keeps what was detected, so the
+        batch goes on where it stopped and ends with the issues an undisturbed run gives.
+        """
+        resumed = [
+            b.batch_id
+            for b in self.services.catalog.batches()
+            if b.status == "processing" and self.enqueue(b.batch_id)
+        ]
+        if resumed:
+            log.warning("resuming batches left unfinished: %s", ", ".join(resumed))
+        return resumed
+
     def close(self) -> None:
         """Stops the runner (running batches finish) and closes what this instance opened."""
         if self.closed:
