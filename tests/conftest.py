@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.labelled",
     "tests.fixtures.models",
+    "tests.fixtures.cases",
+    "tests.fixtures.service",
 ]

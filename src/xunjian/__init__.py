@@ -4,6 +4,7 @@ The public names are re-exported here; ``tests/unit/test_public_api.py`` fails w
 """
 
 from xunjian.errors import (
+    CaseRefusedError,
     CaseSystemError,
     ConfigurationError,
     DatabaseError,
@@ -14,6 +15,7 @@ from xunjian.errors import (
     IssueTransitionError,
     MetadataError,
     ObjectNotFoundError,
+    SignatureError,
     StorageError,
     StorageUnavailableError,
     UnsafeKeyError,
@@ -23,6 +25,7 @@ from xunjian.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaseRefusedError",
     "CaseSystemError",
     "ConfigurationError",
     "DatabaseError",
@@ -33,6 +36,7 @@ __all__ = [
     "IssueTransitionError",
     "MetadataError",
     "ObjectNotFoundError",
+    "SignatureError",
     "StorageError",
     "StorageUnavailableError",
     "UnsafeKeyError",

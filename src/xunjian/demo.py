@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xunjian.cases.loop import open_case_loop
 from xunjian.core.geo import latlon_to_en
 from xunjian.core.records import Frame
 from xunjian.inspect.ingest import ProgressCallback
@@ -80,6 +81,7 @@ def run_demo(
     flight_dir = out / "flight"
     truth = make_small_flight(flight_dir, seed=seed)
     services = Services.open(settings)
+    case_loop = open_case_loop(services, case_system="file")  # a demo never files real cases
     try:
         upload, batch = run_folder(
             services,
@@ -91,7 +93,9 @@ def run_demo(
             detect_progress=detect_progress,
         )
         issues = services.issues.issues(batch_id=batch.batch_id)
+        cases = case_loop.sync()
     finally:
+        case_loop.close()
         services.close()
     targets = visible_targets(truth.frames)
     summary = {
@@ -101,6 +105,11 @@ def run_demo(
         "events_vs_truth": score_against_truth(issues, targets, events=True),
         "metadata_vs_truth": pose_errors(batch.ingest.frames, exact_poses(truth)),
         "injected_noise": truth.noise,
+        "cases": {
+            "sink": str(settings.case_file or settings.data_dir / "cases.jsonl"),
+            "delivered": cases.sent.delivered + cases.sent.found_existing,
+            "outbox": cases.outbox,
+        },
         "outputs": {**batch.outputs, "flight": str(flight_dir)},
     }
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))

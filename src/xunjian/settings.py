@@ -27,24 +27,61 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
 
-    object_store: Literal["local", "s3"] = "local"
+    object_store: Literal["local", "s3"] = Field(
+        default="local", description="local: a directory (embedded default); s3: MinIO or S3."
+    )
     local_store_dir: Path | None = Field(
         default=None, description="Root of the local object store; default: data_dir/store."
     )
-    s3_endpoint: str = "127.0.0.1:9000"
-    s3_access_key: str = "minioadmin"
-    s3_secret_key: SecretStr = SecretStr("minioadmin")
-    s3_secure: bool = False
-    s3_region: str = "us-east-1"
-    bucket: str = "xunjian"
+    s3_endpoint: str = Field(default="127.0.0.1:9000", description="MinIO / S3 host:port.")
+    s3_access_key: str = Field(default="minioadmin", description="S3 access key.")
+    s3_secret_key: SecretStr = Field(default=SecretStr("minioadmin"), description="S3 secret key.")
+    s3_secure: bool = Field(default=False, description="Talk https to the S3 endpoint.")
+    s3_region: str = Field(default="us-east-1", description="S3 region (MinIO ignores it).")
+    bucket: str = Field(default="xunjian", description="The bucket every object lives in.")
 
     max_image_pixels: int = Field(
         default=120_000_000,
         gt=0,
         description="Images with more pixels are refused as decompression bombs.",
     )
-    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, gt=0, description="Largest single uploaded file."
+    )
     gps_sigma_m: float = Field(default=2.0, gt=0, description="Position σ without RTK.")
+    # -- workers (Celery): the distributed detect stage (inspect/workers.py) ------------------
+    runner: Literal["local", "celery"] = Field(
+        default="local", description="Where `process` detects: in this process, or on workers."
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker, e.g. amqp://guest:guest@127.0.0.1:5672// or "
+        "redis://127.0.0.1:6379/0.",
+    )
+    result_backend: str = Field(
+        default="rpc://", description="Celery result backend (rpc:// with RabbitMQ; redis://…)."
+    )
+    worker_queue: str = Field(default="xunjian", description="The Celery queue of detect tasks.")
+    worker_large_queue: str | None = Field(
+        default=None, description="Queue for frames above worker_large_pixels (GPU workers)."
+    )
+    worker_large_pixels: int = Field(
+        default=30_000_000, gt=0, description="Frames with more pixels go to worker_large_queue."
+    )
+    worker_chunk_frames: int = Field(default=4, ge=1, description="Frames per task.")
+    worker_timeout_s: float = Field(default=3600.0, gt=0, description="Longest wait for a batch.")
+    worker_visibility_timeout_s: int = Field(
+        default=300, ge=1, description="Redis broker: re-deliver a task unacknowledged this long."
+    )
+    worker_detectors: str | None = Field(
+        default=None, description='"module:function" returning the DetectorSet workers use.'
+    )
+
+    outage_max_wait_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a batch waits for an unavailable object store or database.",
+    )
     refine_poses: bool = Field(
         default=True,
         description="Check and refine drone poses from the overlap of a batch's frames "
@@ -69,12 +106,22 @@ class Settings(BaseSettings):
     open311_endpoint: str | None = Field(
         default=None, description="GeoReport v2 base URL, e.g. https://city.example/open311/v2."
     )
-    open311_api_key: SecretStr = SecretStr("")
-    open311_jurisdiction_id: str | None = None
-    open311_send_updates: bool = Field(
+    open311_api_key: SecretStr = Field(
+        default=SecretStr(""), description="The api_key sent with every Open311 request."
+    )
+    open311_jurisdiction_id: str | None = Field(
+        default=None, description="Open311 jurisdiction_id, when the server serves several."
+    )
+    open311_clock_skew_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How far the Open311 server's clock may be from ours: the look-up of a"
+        " case before a resend searches this much around the message's life.",
+    )
+    open311_updates: bool = Field(
         default=True,
-        description="Send verified-fixed / recurred notes with the servicerequestupdates"
-        " extension (FixMyStreet); off: kept in xunjian only.",
+        description="The server speaks FixMyStreet's servicerequestupdates extension: verified"
+        "-fixed / recurred notes are sent and finer statuses read with it; off: neither.",
     )
     webhook_url: str | None = Field(default=None, description="Where webhook cases are POSTed.")
     webhook_secret: SecretStr = Field(
@@ -85,10 +132,14 @@ class Settings(BaseSettings):
         description="Base URL of this service as the case system sees it; evidence links then"
         " are {public_url}/api/v1/issues/{id}/evidence instead of presigned URLs.",
     )
-    case_http_timeout_s: float = Field(default=10.0, gt=0)
+    case_http_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one request to the case system."
+    )
     case_max_attempts: int = Field(default=8, ge=1, description="Tries before a dead letter.")
-    case_backoff_base_s: float = Field(default=2.0, gt=0)
-    case_backoff_cap_s: float = Field(default=600.0, gt=0)
+    case_backoff_base_s: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles each try (with jitter)."
+    )
+    case_backoff_cap_s: float = Field(default=600.0, gt=0, description="Longest retry delay.")
     case_claim_lease_s: float = Field(
         default=120.0, gt=0, description="A sender that died holding a message frees it after."
     )

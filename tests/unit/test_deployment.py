@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from xunjian.cli.app import app
-from xunjian.cli.config import reference_markdown
+from xunjian.cli.config import reference_markdown, reference_page
 from xunjian.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,4 +99,10 @@ def test_images_are_pinned_and_the_dockerfile_copies_what_exists() -> None:
 
 def test_the_configuration_reference_is_up_to_date() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert reference_markdown() in doc, "regenerate: xunjian config reference"
+    assert doc == reference_page(), "regenerate: xunjian config reference --out docs/…"
+    assert "XUNJIAN_OUTAGE_MAX_WAIT_S" in reference_markdown()
+
+
+def test_every_setting_says_what_it_is_for() -> None:
+    missing = [name for name, field in Settings.model_fields.items() if not field.description]
+    assert not missing, f"settings without a description: {missing}"

@@ -7,6 +7,7 @@ import types
 import xunjian
 
 EXPECTED = {
+    "CaseRefusedError",
     "CaseSystemError",
     "ConfigurationError",
     "DatabaseError",
@@ -17,6 +18,7 @@ EXPECTED = {
     "IssueTransitionError",
     "MetadataError",
     "ObjectNotFoundError",
+    "SignatureError",
     "StorageError",
     "StorageUnavailableError",
     "UnsafeKeyError",
@@ -43,6 +45,7 @@ def test_every_error_has_one_root_and_the_builtin_it_means() -> None:
     assert issubclass(xunjian.ObjectNotFoundError, FileNotFoundError)
     assert issubclass(xunjian.MetadataError, xunjian.InputError)
     assert issubclass(xunjian.StorageUnavailableError, xunjian.StorageError)
+    assert issubclass(xunjian.SignatureError, xunjian.CaseSystemError)
     assert issubclass(xunjian.DatabaseUnavailableError, xunjian.DatabaseError)
 
 

@@ -67,8 +67,15 @@ BENCHMARKS: dict[str, Benchmark] = {
                   "issue precision/recall/duplicates vs one issue per detection"),
         Benchmark("verify", "xunjian.bench.verify", None,
                   "verified_fixed / recurred calls after a world change"),
+        Benchmark("case-delivery", "xunjian.bench.cases", "bench_case_delivery",
+                  "issues delivered, lost, duplicated under injected faults and a killed sender"),
+        Benchmark("load", "xunjian.bench.load", "bench_load",
+                  "API latency percentiles and errors, idle vs while a batch is processed"),
         Benchmark("pipeline", "xunjian.bench.pipeline", "bench_pipeline",
                   "end-to-end frames/s and peak RSS (100, 1000 frames) vs detect alone"),
+        Benchmark("issue-queries", "xunjian.bench.service", "bench_issue_queries",
+                  "p50/p95 ms of GeoJSON issue queries through the API with 100k issues"
+                  " vs raw SQL count"),
     )
 }  # fmt: skip
 

@@ -8,7 +8,24 @@ from __future__ import annotations
 
 import typer
 
-from xunjian.cli import bench, datasets, demo, detect, georef, metadata, synth, train, upload
+from xunjian.cli import (
+    bench,
+    cases,
+    config,
+    datasets,
+    demo,
+    detect,
+    georef,
+    issues,
+    keys,
+    metadata,
+    models,
+    serve,
+    synth,
+    train,
+    upload,
+    worker,
+)
 
 app = typer.Typer(
     name="xunjian",
@@ -18,7 +35,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (bench, datasets, demo, detect, georef, metadata, synth, train, upload):
+for _module in (
+    bench,
+    config,
+    cases,
+    datasets,
+    demo,
+    detect,
+    georef,
+    issues,
+    keys,
+    metadata,
+    models,
+    serve,
+    synth,
+    train,
+    upload,
+    worker,
+):
     _module.register(app)
 
 

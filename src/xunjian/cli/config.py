@@ -7,6 +7,7 @@ the two equal, so the document cannot drift from the code).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -34,9 +35,31 @@ def show(
 
 
 @config_app.command("reference")
-def reference() -> None:
+def reference(
+    out: Annotated[
+        Path | None, typer.Option(help="write the whole page (docs/configuration.md) here")
+    ] = None,
+) -> None:
     """Every setting as a Markdown table: variable, type, default, meaning."""
-    typer.echo(reference_markdown(), nl=False)
+    if out is None:
+        typer.echo(reference_markdown(), nl=False)
+        return
+    out.write_text(reference_page(), encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
+PAGE_HEADER = """# Configuration reference
+
+Every setting, read from the environment (`XUNJIAN_*`) or a `.env` file in the working
+directory. `xunjian config show` prints the values in effect, secrets masked. This page is
+generated — `xunjian config reference --out docs/configuration.md` — and a test fails when it
+and the code disagree.
+
+"""
+
+
+def reference_page() -> str:
+    return PAGE_HEADER + reference_markdown()
 
 
 def effective(values: dict[str, Any]) -> dict[str, Any]:

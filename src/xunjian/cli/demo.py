@@ -86,5 +86,9 @@ def demo(seed: Annotated[int, typer.Option(help="test-range seed")] = 7) -> None
             f"{errors['position_error_m_median']} m (max {errors['position_error_m_max']} m), "
             f"yaw {errors['yaw_error_deg_median']}°, height {errors['height_error_m_median']} m"
         )
+    cases = summary["cases"]
+    console.print(
+        f"cases delivered to {cases['sink']}: {cases['delivered']} (outbox {cases['outbox']})"
+    )
     for name, path in summary["outputs"].items():
         console.print(f"{name}: {path}")

@@ -49,16 +49,19 @@ def upload(
 
 def process(batch_id: Annotated[str, typer.Argument(help="an uploaded batch id")]) -> None:
     """Process an uploaded batch: ingest its frames (and later stages as they land)."""
+    from xunjian.cases.loop import open_case_loop
     from xunjian.inspect.pipeline import Services, process_batch
     from xunjian.settings import get_settings
 
     try:
         services = Services.open(get_settings())
+        case_loop = open_case_loop(services)  # its outbox listener sees the new issues
         with progress_bars("ingest", "detect") as (update, detect):
             result = process_batch(services, batch_id, progress=update, detect_progress=detect)
     except XunjianError as exc:
         raise fail(exc) from None
     _print_result(result)
+    _sync_cases(case_loop)
     services.close()
 
 
@@ -68,12 +71,14 @@ def run(
     platform: PlatformOption = None,
 ) -> None:
     """Upload a folder and process it."""
+    from xunjian.cases.loop import open_case_loop
     from xunjian.inspect.pipeline import Services, process_batch
     from xunjian.inspect.upload import upload_batch
     from xunjian.settings import get_settings
 
     try:
         services = Services.open(get_settings())
+        case_loop = open_case_loop(services)  # its outbox listener sees the new issues
         with progress_bar("upload", bytes_mode=True) as update:
             uploaded = upload_batch(
                 folder, services.store, batch_id=batch, platform=platform, progress=update
@@ -86,7 +91,28 @@ def run(
         raise fail(exc) from None
     _print_upload(uploaded)
     _print_result(result)
+    _sync_cases(case_loop)
     services.close()
+
+
+def _sync_cases(case_loop: object) -> None:
+    """One case sync after processing; a case system that fails leaves the outbox waiting."""
+    from xunjian.cases.loop import CaseLoop
+
+    assert isinstance(case_loop, CaseLoop)
+    try:
+        report = case_loop.sync()
+    except XunjianError as exc:
+        console.print(f"  [yellow]cases[/yellow] not delivered now ({exc}); `xunjian cases sync`")
+        return
+    finally:
+        case_loop.close()
+    sent = report.sent
+    console.print(
+        f"  cases: {sent.delivered + sent.found_existing} delivered, "
+        f"{report.outbox.get('pending', 0)} pending, {report.outbox.get('dead', 0)} dead"
+        + (f" — stopped: {sent.stopped}" if sent.stopped else "")
+    )
 
 
 def _print_upload(report: object) -> None:
