@@ -112,6 +112,7 @@ def measure(mode: str, folder: Path, data_dir: Path) -> dict[str, Any]:
             "observations": len(result.observations),
             "issues_new": len(result.fusion.new) if result.fusion else 0,
             "frames_failed": len(result.ingest.failures) + len(result.frame_errors),
+            "stage_seconds": result.timings,
         }
     elif mode == "detect":
         found = 0

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,7 @@ class BatchResult:
     frame_errors: list[tuple[str, str]] = field(default_factory=list)
     refinement: list[tuple[str, str, str]] = field(default_factory=list)  # (frame, what, why)
     runner: dict[str, Any] = field(default_factory=dict)  # what a detect runner reported
+    timings: dict[str, float] = field(default_factory=dict)  # stage → wall seconds
     fusion: BatchFusion | None = None
     verification: list[VerificationDecision] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
@@ -226,51 +229,75 @@ def _process_once(
     detect_runner: DetectRunner | None,
 ) -> BatchResult:
     settings = services.settings
-    ingest = ingest_batch(
-        batch_id,
-        services.store,
-        services.catalog,
-        max_pixels=settings.max_image_pixels,
-        gps_sigma_m=settings.gps_sigma_m,
-        camera_timezone=settings.camera_timezone,
-        progress=progress,
-        finish=False,
-    )
-    result = BatchResult(ingest)
+    timings: dict[str, float] = {}
+    stage = _Stopwatch(timings)
+    with stage("ingest"):
+        ingest = ingest_batch(
+            batch_id,
+            services.store,
+            services.catalog,
+            max_pixels=settings.max_image_pixels,
+            gps_sigma_m=settings.gps_sigma_m,
+            camera_timezone=settings.camera_timezone,
+            progress=progress,
+            finish=False,
+        )
+    result = BatchResult(ingest, timings=timings)
     missing: list[str] = []
     if detectors is None:
         detectors, missing = load_available_detectors()
     result.detectors = {d.name: d.version for d in detectors}
     result.missing_detectors = missing
     opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
-    frames = refine_poses(services, ingest.frames, result) if settings.refine_poses else None
-    frames = frames or ingest.frames
+    with stage("refine"):
+        refined = refine_poses(services, ingest.frames, result) if settings.refine_poses else None
+    frames = refined or ingest.frames
     if detect_runner is None and settings.runner == "celery":
         from xunjian.inspect.workers import CeleryDetectRunner
 
         detect_runner = CeleryDetectRunner.from_settings(settings)
-    if detect_runner is not None:
-        result.runner = detect_runner(services, batch_id, frames, detectors)
-    detect_and_place(services, frames, detectors, result, opts, detect_progress)
+    with stage("detect"):
+        if detect_runner is not None:
+            result.runner = detect_runner(services, batch_id, frames, detectors)
+        detect_and_place(services, frames, detectors, result, opts, detect_progress)
 
     # Verification looks at what was known before this batch, so it runs before fusion; only
     # issues near the batch's footprints can be judged, so only those are loaded.
-    area = batch_bbox(frames)
-    nearby = services.issues.issues(bbox=area) if area else []
-    earlier = [i for i in nearby if batch_id not in i.batch_ids]
-    result.verification = verify_batch(earlier, batch_id, frames, result.observations)
-    services.issues.record_verifications(result.verification)
-    result.fusion = services.issues.record_batch(batch_id, result.observations)
-
-    touched = [
-        issue
-        for issue_id in (*result.fusion.new, *result.fusion.updated)
-        if (issue := services.issues.issue(issue_id, with_observations=False)) is not None
-    ]
-    result.evidence = store_evidence(services.store, touched, max_pixels=settings.max_image_pixels)
-    write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
+    with stage("verify"):
+        area = batch_bbox(frames)
+        nearby = services.issues.issues(bbox=area) if area else []
+        earlier = [i for i in nearby if batch_id not in i.batch_ids]
+        result.verification = verify_batch(earlier, batch_id, frames, result.observations)
+        services.issues.record_verifications(result.verification)
+    with stage("fuse"):
+        result.fusion = services.issues.record_batch(batch_id, result.observations)
+    with stage("evidence"):
+        changed = {*result.fusion.new, *result.fusion.updated}
+        touched = [i for i in services.issues.issues(batch_id=batch_id) if i.id in changed]
+        result.evidence = store_evidence(
+            services.store, touched, max_pixels=settings.max_image_pixels
+        )
+    with stage("outputs"):
+        write_outputs(services, result, out_dir or settings.data_dir / "batches" / batch_id)
     services.catalog.set_batch_status(batch_id, "processed")
     return result
+
+
+class _Stopwatch:
+    """``with stage("name"):`` adds the block's wall time to ``timings["name_s"]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"{name}_s"
+            elapsed = time.perf_counter() - started
+            self.timings[key] = round(self.timings.get(key, 0.0) + elapsed, 3)
 
 
 REFINE_WORK_PX = 1000
@@ -376,6 +403,7 @@ def batch_summary(result: BatchResult) -> dict[str, Any]:
         "frames_reused": result.frames_reused,
         "observations": len(result.observations),
         "detections_not_placed": len(result.not_placed),
+        "stage_seconds": result.timings,
         "poses_corrected": [{"frame": k, "what": w, "why": y} for k, w, y in result.refinement],
         "issues_new": len(fusion.new) if fusion else 0,
         "issues_updated": len(fusion.updated) if fusion else 0,

@@ -105,7 +105,11 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
         assert len(geojson["features"]) == len(SQUARES_EN)
         page = (out / "report.html").read_text()
         assert page.count("data:image/jpeg;base64,") == len(SQUARES_EN)
-        assert json.loads((out / "summary.json").read_text())["issues_new"] == len(SQUARES_EN)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["issues_new"] == len(SQUARES_EN)
+        stages = {"ingest_s", "refine_s", "detect_s", "verify_s", "fuse_s", "evidence_s"}
+        assert set(summary["stage_seconds"]) == stages
+        assert all(v >= 0 for v in summary["stage_seconds"].values())
 
         # the same batch again: nothing new anywhere
         _, again = run_folder(services, first, detectors=squares_set, out_dir=tmp_path / "o1b")
