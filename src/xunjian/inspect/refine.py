@@ -92,8 +92,8 @@ def match_pair(
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
     if len(good) < min_inliers:
         return None
-    pa = np.array([kp_a[m.queryIdx].pt for m in good], dtype=np.float64)
-    pb = np.array([kp_b[m.trainIdx].pt for m in good], dtype=np.float64)
+    pa = kp_a[[m.queryIdx for m in good]]
+    pb = kp_b[[m.trainIdx for m in good]]
     _, mask = cv2.findHomography(pa, pb, cv2.RANSAC, 3.0)
     if mask is None or int(mask.sum()) < min_inliers:
         return None
@@ -104,15 +104,18 @@ def match_pair(
 def features(
     image: np.ndarray, full_width: int, work_px: int = 1000, n: int = 2000
 ) -> tuple[Any, Any, float]:
-    """ORB keypoints and descriptors of the image reduced to ≤ ``work_px``, and the scale from
-    the frame's full-resolution pixels (``full_width`` wide) to the reduced ones. ``image`` may
-    already be reduced (e.g. decoded at 1/4 scale)."""
+    """ORB keypoint positions (N × 2) and descriptors of the image reduced to ≤ ``work_px``,
+    and the scale from the frame's full-resolution pixels (``full_width`` wide) to the reduced
+    ones. ``image`` may already be reduced (e.g. decoded at 1/4 scale)."""
     import cv2
 
     gray = _reduced_gray(image, work_px)
     orb = cv2.ORB.create(nfeatures=n)
     kp, des = orb.detectAndCompute(gray, None)
-    return kp, des, gray.shape[1] / full_width
+    # Only the points are kept, as one array: a flight holds every frame's features until its
+    # pairs are matched, and a list of cv2.KeyPoint objects costs several times more memory.
+    points = np.array([k.pt for k in kp], dtype=np.float64).reshape(-1, 2)
+    return points, des, gray.shape[1] / full_width
 
 
 class _Flight:
