@@ -68,3 +68,19 @@ def fail(error: XunjianError | str, code: int = 2) -> typer.Exit:
     """Prints a clear error line and returns the exit to raise."""
     console.print(f"[red]error:[/red] {error}")
     return typer.Exit(code)
+
+
+def shown(text: object) -> str:
+    """``text`` safe to print: rich markup escaped, control characters as ``\\xNN`` escapes
+    (a hostile file name must neither break the output nor reach the terminal as codes)."""
+    from rich.markup import escape
+
+    clean = "".join(
+        c
+        if c.isprintable() or c == " "
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 256
+        else f"\\u{ord(c):04x}"
+        for c in str(text)
+    )
+    return escape(clean)

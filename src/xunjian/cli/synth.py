@@ -211,6 +211,33 @@ def vehicle_cmd(
     _report(truth, out, started)
 
 
+@synth_app.command("bad-inputs")
+def bad_inputs_cmd(
+    out: Annotated[Path, typer.Argument(help="folder to write the corpus into")],
+    family: Annotated[
+        list[str] | None,
+        typer.Option(help="only this family (repeatable): image, metadata, pose, exif-fuzz, …"),
+    ] = None,
+) -> None:
+    """Write the bad-input corpus (broken photos, tracks, manifests, names, keys) and
+    expected.json, which says what each input must produce (docs/bad-inputs.md)."""
+    from collections import Counter
+
+    from xunjian.testing.badinput import Family, write_corpus
+
+    known = [str(f) for f in Family]
+    unknown = [f for f in family or () if f not in known]
+    if unknown:
+        raise fail(f"--family: expected one of {', '.join(known)}, got {', '.join(unknown)}")
+    try:
+        index = write_corpus(out, families=tuple(Family(f) for f in family or ()))
+    except _ERRORS as exc:
+        raise fail(str(exc)) from None
+    stages = Counter(entry["stage"] for entry in index)
+    console.print(f"[bold]{len(index)}[/bold] bad inputs → {out} (see expected.json)")
+    console.print("must end as: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items())))
+
+
 @synth_app.command("contact-sheet")
 def contact_cmd(
     flight_dir: Annotated[Path, typer.Argument(help="a rendered flight or vehicle run")],

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from xunjian.cli.output import console, fail, progress_bar, progress_bars
+from xunjian.cli.output import console, fail, progress_bar, progress_bars, shown
 from xunjian.errors import XunjianError
 
 PlatformOption = Annotated[
@@ -103,7 +103,9 @@ def _sync_cases(case_loop: object) -> None:
     try:
         report = case_loop.sync()
     except XunjianError as exc:
-        console.print(f"  [yellow]cases[/yellow] not delivered now ({exc}); `xunjian cases sync`")
+        console.print(
+            f"  [yellow]cases[/yellow] not delivered now ({shown(exc)}); `xunjian cases sync`"
+        )
         return
     finally:
         case_loop.close()
@@ -120,13 +122,13 @@ def _print_upload(report: object) -> None:
 
     assert isinstance(report, UploadReport)
     console.print(
-        f"batch [bold]{report.batch_id}[/bold] ({report.platform}): "
+        f"batch [bold]{shown(report.batch_id)}[/bold] ({report.platform}): "
         f"{len(report.stored)} stored, {len(report.already_there)} already there, "
         f"{len(report.duplicates)} duplicates, {len(report.rejected)} left out; "
         f"manifest {'written' if report.manifest_stored else 'unchanged'}"
     )
     for item in report.rejected:
-        console.print(f"  [yellow]left out[/yellow] {item.name}: {item.reason}")
+        console.print(f"  [yellow]left out[/yellow] {shown(item.name)}: {shown(item.reason)}")
 
 
 def _print_result(result: object) -> None:
@@ -161,7 +163,7 @@ def _print_result(result: object) -> None:
     )
     console.print(table)
     for key, reason in [*result.ingest.failures, *result.frame_errors]:
-        console.print(f"  [red]failed[/red] {key}: {reason}")
+        console.print(f"  [red]failed[/red] {shown(key)}: {shown(reason)}")
     if result.missing_detectors:
         console.print(
             "  [yellow]no model for[/yellow] "

@@ -116,6 +116,13 @@ def _degrees(dms: Any, ref: Any, negative: str) -> float | None:
     return -value if ref_text is not None and ref_text.upper().startswith(negative) else value
 
 
+def _shown(value: Any) -> str:
+    """A rational as written (``1/0``, where ``float`` would say nan), else its repr."""
+    if isinstance(getattr(value, "denominator", None), int):
+        return f"{value.numerator}/{value.denominator}"
+    return repr(value)
+
+
 def _parse_offset(text: str | None) -> timezone | None:
     if text is None or len(text) != 6 or text[0] not in "+-" or text[3] != ":":
         return None
@@ -136,7 +143,7 @@ def _parse_datetime(text: str | None, subsec: str | None) -> datetime | None:
         moment = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
-    if subsec and subsec.isdigit():
+    if subsec and subsec.isascii() and subsec.isdigit():  # "²".isdigit() is True too
         moment = moment.replace(microsecond=int(subsec[:6].ljust(6, "0")))
     return moment
 
@@ -231,6 +238,8 @@ def _read_gps(gps: Mapping[int, Any], out: ExifFields) -> None:
         out.lat = out.lon = None
         return
     altitude = _number(gps.get(0x06))
+    if altitude is None and 0x06 in gps:
+        out.problems.append(f"gps: unreadable GPSAltitude {_shown(gps[0x06])}; ignored")
     if altitude is not None:
         ref = gps.get(0x05, 0)
         below = ref in (1, b"\x01", "1") or (isinstance(ref, bytes) and ref[:1] == b"\x01")

@@ -67,7 +67,13 @@ def fetched(store: ObjectStore, entry: ManifestEntry, workdir: Path) -> Iterator
                 f" got {actual[:12]}…",
                 source=entry.name,
             )
-        yield path
+        try:
+            yield path
+        except InputError as exc:
+            if exc.source != str(path):
+                raise
+            # name the batch's file, not the temporary download the reader was given
+            raise type(exc)(exc.reason, source=entry.name) from exc
     finally:
         path.unlink(missing_ok=True)
 

@@ -14,6 +14,13 @@ from xunjian.errors import InputError, UnsafeKeyError
 from xunjian.storage.keys import validate_key
 
 MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MAX_MANIFEST_FILES = 50_000
+"""Bounds on what one manifest may hold: a manifest is read whole into memory, and every
+entry costs an object-store request. Far above a real batch (the service's own limit,
+``max_batch_files``, is lower); a manifest beyond them is refused rather than parsed."""
+_ENTRY_TEXT = ("name", "kind", "sha256", "key")
+_ENTRY_OPTIONAL = ("captured_at", "duplicate_of")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv"})
 TRACK_SUFFIXES = frozenset({".gpx", ".nmea", ".csv"})
@@ -90,10 +97,16 @@ class Manifest:
     @classmethod
     def from_json_bytes(cls, data: bytes, *, source: str = "manifest.json") -> Manifest:
         """Parses and validates a manifest; InputError naming the field when it is malformed."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise InputError(
+                f"expected at most {MAX_MANIFEST_BYTES} bytes, got {len(data)}", source=source
+            )
         try:
             doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit number
             raise InputError(f"not valid JSON ({exc})", source=source) from None
+        except RecursionError:
+            raise InputError("not valid JSON (nested too deeply)", source=source) from None
         if not isinstance(doc, dict):
             raise InputError(f"expected a JSON object, got {type(doc).__name__}", source=source)
         version = doc.get("version")
@@ -101,13 +114,28 @@ class Manifest:
             raise InputError(
                 f"expected manifest version {MANIFEST_VERSION}, got {version!r}", source=source
             )
+        listed = doc.get("files")
+        if not isinstance(listed, list):
+            raise InputError(f"files: expected a list, got {_type(listed)}", source=source)
+        if len(listed) > MAX_MANIFEST_FILES:
+            raise InputError(
+                f"files: expected at most {MAX_MANIFEST_FILES} entries, got {len(listed)}",
+                source=source,
+            )
+        meta = doc.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InputError(f"meta: expected an object, got {_type(meta)}", source=source)
         try:
-            files = tuple(ManifestEntry(**entry) for entry in doc["files"])
+            files = tuple(_entry(entry, n) for n, entry in enumerate(listed))
             rejected = tuple(Rejected(**entry) for entry in doc.get("rejected", []))
-            batch_id, platform = str(doc["batch_id"]), str(doc["platform"])
+            batch_id, platform = doc["batch_id"], doc["platform"]
         except (KeyError, TypeError) as exc:
             raise InputError(f"missing or unexpected field: {exc}", source=source) from None
-        if platform not in {"drone", "vehicle"}:
+        except ValueError as exc:
+            raise InputError(str(exc), source=source) from None
+        if not isinstance(batch_id, str):
+            raise InputError(f"batch_id: expected a string, got {_type(batch_id)}", source=source)
+        if platform not in ("drone", "vehicle"):  # a tuple: a list or dict is no error here
             raise InputError(f"expected platform drone or vehicle, got {platform!r}", source=source)
         prefix = raw_prefix(batch_id)
         for entry in files:
@@ -117,4 +145,36 @@ class Manifest:
                 raise InputError(exc.reason, source=source) from None
             if not entry.key.startswith(prefix):
                 raise InputError(f"file key {entry.key!r} is outside {prefix!r}", source=source)
-        return cls(batch_id, platform, files, rejected, dict(doc.get("meta") or {}), version)
+            if entry.key != prefix + entry.name:  # names reach file suffixes and messages
+                raise InputError(
+                    f"file key {entry.key!r} is not {prefix!r} + its name {entry.name!r}",
+                    source=source,
+                )
+        return cls(batch_id, platform, files, rejected, dict(meta), version)
+
+
+def _type(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _entry(entry: Any, index: int) -> ManifestEntry:
+    """One ``files`` item, type-checked: a wrong type here would crash ingest far later."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"files[{index}]: expected an object, got {_type(entry)}")
+    missing = [name for name in (*_ENTRY_TEXT, "size") if name not in entry]
+    if missing:
+        raise ValueError(f"missing or unexpected field: files[{index}] has no {', '.join(missing)}")
+    for name in _ENTRY_TEXT:
+        if not isinstance(entry.get(name), str):
+            raise ValueError(
+                f"files[{index}].{name}: expected a string, got {_type(entry.get(name))}"
+            )
+    for name in _ENTRY_OPTIONAL:
+        if not isinstance(entry.get(name), str | None):
+            raise ValueError(
+                f"files[{index}].{name}: expected a string or null, got {_type(entry[name])}"
+            )
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"files[{index}].size: expected a byte count, got {size!r}")
+    return ManifestEntry(**entry)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from xunjian.core.records import CameraIntrinsics, CameraPose, Frame, Platform
 from xunjian.errors import MetadataError
@@ -35,7 +35,8 @@ REL_ALT_RANGE_M = (-100.0, 1500.0)
 PITCH_RANGE_DEG = (-120.0, 30.0)
 MAX_ABS_ROLL_DEG = 90.0
 _DJI = "drone-dji:"
-_WARNINGS_LOCK = threading.Lock()
+WARNINGS_LOCK = threading.Lock()
+"""Held around ``warnings.catch_warnings`` (process-global) by every reader of Pillow EXIF."""
 
 
 @dataclass(frozen=True)
@@ -175,15 +176,21 @@ def _decode(fp: Any, source: str, problems: list[str]) -> ExifFields:
     process-global, so the lock keeps the ingest's worker threads from interleaving it.
     """
     try:
-        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        with WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked already
-            image = Image.open(fp, formats=["JPEG", "MPO"])
+            # "JPEG" only: its factory opens MPO files too, and "MPO" is no open format in
+            # Pillow 13 — naming it raised KeyError whenever the JPEG plugin gave up.
+            image = Image.open(fp, formats=["JPEG"])
             exif = read_exif(image)
         problems.extend(f"exif: {w.message}" for w in caught)
         with image:
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()  # LOAD_TRUNCATED_IMAGES stays False: truncation raises
+    except UnidentifiedImageError as exc:
+        raise MetadataError(
+            "corrupt or unsupported JPEG: its frame header cannot be read", source=source
+        ) from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MetadataError(f"corrupt or truncated JPEG: {exc}", source=source) from exc
     return exif

@@ -260,6 +260,8 @@ def _process_once(
         if detect_runner is not None:
             result.runner = detect_runner(services, batch_id, frames, detectors)
         detect_and_place(services, frames, detectors, result, opts, detect_progress)
+    for key, reason in result.frame_errors:  # the batch's status lists them with ingest's
+        services.catalog.record_failure(batch_id, key, reason)
 
     # Verification looks at what was known before this batch, so it runs before fusion; only
     # issues near the batch's footprints can be judged, so only those are loaded.

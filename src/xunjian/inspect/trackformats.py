@@ -14,14 +14,19 @@ import csv
 import io
 import math
 import xml.sax
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import defusedxml
 import defusedxml.sax
 
 from xunjian.errors import InputError
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
 
 __all__ = ["Fix", "parse_csv", "parse_gpx", "parse_nmea", "parse_track_file"]
 
@@ -50,6 +55,24 @@ def _check_position(lat: float, lon: float) -> str | None:
     return None
 
 
+def _elevation(text: str | None) -> float | None:
+    if text is None or not text.strip():
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"elevation {text.strip()!r} is not a finite number")
+    return value
+
+
+def _check_order(moment: datetime, previous: datetime | None) -> None:
+    """GPX and CSV logs are written in time order: a step back means a corrupt or spliced
+    file, and sorting it would silently draw a zig-zag route."""
+    if previous is not None and moment < previous:
+        raise ValueError(
+            f"time {moment.isoformat()} goes backwards (previous fix {previous.isoformat()})"
+        )
+
+
 def _parse_time(text: str, naive_tz: tzinfo | None) -> datetime:
     text = text.strip()
     try:
@@ -57,7 +80,10 @@ def _parse_time(text: str, naive_tz: tzinfo | None) -> datetime:
     except ValueError:
         pass
     else:  # Unix seconds (or milliseconds, from phone loggers)
-        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=UTC)
+        try:
+            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time {text!r}: expected Unix seconds of a real date") from None
     moment = datetime.fromisoformat(text.replace(" ", "T", 1))
     if moment.tzinfo is None:
         if naive_tz is None:
@@ -120,7 +146,8 @@ class _GpxHandler(xml.sax.handler.ContentHandler):
             raise InputError(f"{where} has no <time>", source=self.source)
         try:
             moment = _parse_time(point["time"], self.naive_tz)
-            ele = float(point["ele"]) if point.get("ele", "").strip() else None
+            ele = _elevation(point.get("ele"))
+            _check_order(moment, self.fixes[-1].time if self.fixes else None)
         except ValueError as exc:
             raise InputError(f"{where} {exc}", source=self.source) from None
         return Fix(moment, lat, lon, ele)
@@ -136,6 +163,10 @@ def parse_gpx(data: bytes, source: str, naive_tz: tzinfo | None = None) -> Parse
         raise InputError(
             f"line {exc.getLineNumber()}: malformed GPX ({exc.getMessage()})", source=source
         ) from None
+    except InputError:
+        raise
+    except (LookupError, ValueError) as exc:  # an encoding expat does not know
+        raise InputError(f"malformed GPX ({exc})", source=source) from None
     return handler.fixes, 0, []
 
 
@@ -149,10 +180,19 @@ def _nmea_angle(value: str, hemisphere: str, degree_digits: int) -> float:
     return -degrees if hemisphere in ("S", "W") else degrees
 
 
+def _nmea_position(fields: list[str]) -> tuple[float, float]:
+    """(lat, lon) from ``ddmm.mmmm,N,dddmm.mmmm,E``; ValueError when it is no place on Earth."""
+    lat, lon = _nmea_angle(fields[0], fields[1], 2), _nmea_angle(fields[2], fields[3], 3)
+    if (reason := _check_position(lat, lon)) is not None:
+        raise ValueError(reason)
+    return lat, lon
+
+
 def _nmea_tod(value: str) -> timedelta:
-    return timedelta(
-        hours=int(value[0:2]), minutes=int(value[2:4]), seconds=float(value[4:] or "0")
-    )
+    hours, minutes, seconds = int(value[0:2]), int(value[2:4]), float(value[4:] or "0")
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 61):  # nan fails too
+        raise ValueError(f"time of day {value[:16]!r}: expected hhmmss.ss")
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _nmea_fields(line: str) -> list[str]:
@@ -174,6 +214,7 @@ def parse_nmea(text: str, source: str) -> Parsed:
     gga: list[tuple[int, timedelta, float, float, float | None]] = []  # order, tod, lat, lon, alt
     days: list[tuple[int, datetime]] = []  # order, RMC datetime (date source for GGA)
     skipped, problems = 0, list[str]()
+    latest: datetime | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -186,23 +227,20 @@ def parse_nmea(text: str, source: str) -> Parsed:
                     raise ValueError("RMC without a valid fix (status V)")
                 day = datetime.strptime(fields[9], "%d%m%y").replace(tzinfo=UTC)
                 moment = day + _nmea_tod(fields[1])
-                rmc[moment] = (
-                    _nmea_angle(fields[3], fields[4], 2),
-                    _nmea_angle(fields[5], fields[6], 3),
-                )
+                if latest is not None and moment < latest:
+                    raise ValueError(f"time {moment.isoformat()} goes backwards")
+                latest = moment
+                rmc[moment] = _nmea_position(fields[3:7])
                 days.append((number, moment))
             elif kind == "GGA" and len(fields) >= 10:
                 if fields[6] in ("", "0"):
                     raise ValueError("GGA without a fix (quality 0)")
-                lat, lon = (
-                    _nmea_angle(fields[2], fields[3], 2),
-                    _nmea_angle(fields[4], fields[5], 3),
-                )
-                alt = float(fields[9]) if fields[9] else None
+                lat, lon = _nmea_position(fields[2:6])
+                alt = _elevation(fields[9])
                 gga.append((number, _nmea_tod(fields[1]), lat, lon, alt))
             elif kind in ("RMC", "GGA"):
                 raise ValueError(f"{kind} with {len(fields)} fields")
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, OverflowError) as exc:
             skipped += 1
             if len(problems) < _KEPT_PROBLEMS:
                 problems.append(f"line {number}: {exc}; skipped")
@@ -214,7 +252,8 @@ def parse_nmea(text: str, source: str) -> Parsed:
             continue
         fixes[when] = Fix(when, lat, lon, alt)  # GGA carries the height: prefer it
     if not fixes:
-        raise InputError(f"no usable NMEA fix ({skipped} sentences skipped)", source=source)
+        first = f": {problems[0]}" if problems else ""
+        raise InputError(f"no usable NMEA fix ({skipped} sentences skipped){first}", source=source)
     return sorted(fixes.values(), key=lambda f: f.time), skipped, problems
 
 
@@ -246,7 +285,7 @@ def parse_csv(text: str, source: str, naive_tz: tzinfo | None = None) -> Parsed:
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip().lower() for h in next(reader, [])]
+    header = [h.strip().lower() for h in next(_rows(reader, source), [])]
     index: dict[str, int] = {}
     for key, names in _COLUMNS.items():
         found = [header.index(n) for n in names if n in header]
@@ -259,14 +298,14 @@ def parse_csv(text: str, source: str, naive_tz: tzinfo | None = None) -> Parsed:
                 source=source,
             )
     fixes: list[Fix] = []
-    for row in reader:
+    for row in _rows(reader, source):
         if not any(cell.strip() for cell in row):
             continue
         where = f"line {reader.line_num}"
         try:
             cells = {k: row[i].strip() for k, i in index.items()}
             lat, lon = float(cells["lat"]), float(cells["lon"])
-            ele = float(cells["ele"]) if cells.get("ele") else None
+            ele = _elevation(cells.get("ele"))
             moment = _parse_time(cells["time"], naive_tz)
         except IndexError:
             raise InputError(
@@ -276,8 +315,26 @@ def parse_csv(text: str, source: str, naive_tz: tzinfo | None = None) -> Parsed:
             raise InputError(f"{where}: {exc}", source=source) from None
         if (reason := _check_position(lat, lon)) is not None:
             raise InputError(f"{where}: {reason}", source=source)
+        try:
+            _check_order(moment, fixes[-1].time if fixes else None)
+        except ValueError as exc:
+            raise InputError(f"{where}: {exc}", source=source) from None
         fixes.append(Fix(moment, lat, lon, ele))
     return fixes, 0, []
+
+
+def _rows(reader: _CsvReader, source: str) -> Iterator[list[str]]:
+    """The reader's rows; csv.Error (a field over the size limit, a stray quote) as InputError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(
+                f"line {reader.line_num}: malformed CSV ({exc})", source=source
+            ) from None
+        yield row
 
 
 def parse_track_file(path: Path, naive_tz: tzinfo | None = None) -> Parsed:

@@ -109,7 +109,10 @@ class Track:
             unique.setdefault(fix.time, fix)
         self.fixes = tuple(unique.values())
         if len(self.fixes) < 2:
-            raise InputError(f"expected at least 2 fixes, got {len(self.fixes)}", source=source)
+            why = f" ({skipped} skipped, first {self.problems[0]})" if self.problems else ""
+            raise InputError(
+                f"expected at least 2 fixes, got {len(self.fixes)}{why}", source=source
+            )
         first = self.fixes[0]
         self.start, self.end = first.time, self.fixes[-1].time
         self._origin = (first.lat, first.lon)

@@ -12,9 +12,10 @@ import hashlib
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
 from pathlib import Path
 
 from xunjian.errors import InputError, ObjectNotFoundError, UnsafeKeyError
@@ -69,34 +70,35 @@ def check_batch_id(batch_id: str) -> str:
 
 def capture_time(path: Path) -> str | None:
     """Capture time from EXIF without decoding pixels (GPS time first, then local time)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from xunjian.inspect.exif import read_exif
+    from xunjian.inspect.metadata import WARNINGS_LOCK
 
     try:
-        with Image.open(path) as image:
-            exif = image.getexif()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        # Corrupt EXIF is ingest's to report (a problem naming the file); here the time is
+        # optional, so Pillow's warnings about it are silenced and a failure means "none".
+        # read_exif reads every tag inside the block: Pillow parses (and warns) lazily.
+        with WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                exif = read_exif(image)
+    except Exception:  # Pillow raises many types on files that are not images
         return None
-    gps = exif.get_ifd(0x8825)
+    moment = exif.gps_time or exif.datetime_original
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.isoformat()  # naive: local time of unknown zone
+    return moment.astimezone(UTC).isoformat()
+
+
+def _is_text(name: str) -> bool:
     try:
-        if 29 in gps and 7 in gps:  # GPSDateStamp "YYYY:MM:DD", GPSTimeStamp (h, m, s)
-            y, mo, d = (int(p) for p in str(gps[29]).split(":"))
-            h, mi, s = (float(v) for v in gps[7])
-            moment = datetime(y, mo, d, tzinfo=UTC) + timedelta(hours=h, minutes=mi, seconds=s)
-            return moment.isoformat()
-        sub = exif.get_ifd(0x8769)
-        original = sub.get(36867) or exif.get(306)  # DateTimeOriginal, DateTime
-        if original:
-            local = datetime.strptime(str(original).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
-            offset = sub.get(36881)  # OffsetTimeOriginal "+08:00"
-            if offset and re.match(r"^[+-]\d\d:\d\d$", str(offset)):
-                sign = -1 if str(offset)[0] == "-" else 1
-                hours, minutes = int(str(offset)[1:3]), int(str(offset)[4:6])
-                zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
-                return local.replace(tzinfo=zone).astimezone(UTC).isoformat()
-            return local.isoformat()  # naive: local time of unknown zone
-    except (ValueError, TypeError, ZeroDivisionError):
-        return None
-    return None
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def scan_folder(folder: Path) -> tuple[list[tuple[str, Path]], list[Rejected]]:
@@ -112,6 +114,12 @@ def scan_folder(folder: Path) -> tuple[list[tuple[str, Path]], list[Rejected]]:
             path = Path(dirpath) / filename
             name = path.relative_to(root).as_posix()
             if filename.startswith(".") or filename == "manifest.json":
+                continue
+            if not name.isascii() and not _is_text(name):
+                # Undecodable bytes (os.fsdecode's lone surrogates) can be no key, and would
+                # break every later encode of the name: refuse it here, shown with \x escapes.
+                shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                rejected.append(Rejected(shown, "file name is not valid UTF-8 text"))
                 continue
             if path.is_symlink():
                 rejected.append(Rejected(name, "symbolic links are not followed"))

@@ -229,8 +229,10 @@ class CeleryDetectRunner:
         if not signatures:
             return summary
         results = group(signatures).apply_async().get(timeout=self.timeout_s)
+        summary["failed"] = []
         for r in results:
             summary["workers"][r["worker"]] = summary["workers"].get(r["worker"], 0) + r["detected"]
+            summary["failed"].extend(r["failed"])  # the in-process pass reports them by name
         log.info("batch %s: %d frames detected by workers %s", batch_id, len(todo), summary)
         return summary
 

@@ -24,6 +24,7 @@ __all__ = ["MAX_XMP_BYTES", "JpegHeader", "find_xmp_packet", "parse_xmp", "read_
 
 MAX_XMP_BYTES = 256 * 1024
 MAX_XMP_FIELDS = 2000
+MAX_XMP_DEPTH = 64  # XMP structures nest a few levels; thousands would exhaust the stack
 _XMP_SIGNATURE = b"http://ns.adobe.com/xap/1.0/\x00"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD})
@@ -146,8 +147,12 @@ def parse_xmp(packet: bytes) -> tuple[dict[str, Any], str | None]:
         return {}, f"xmp: hostile XML refused ({type(exc).__name__}); XMP dropped"
     except ET.ParseError as exc:
         return {}, f"xmp: malformed XML ({exc}); XMP dropped"
+    except (LookupError, ValueError) as exc:  # an encoding expat does not know
+        return {}, f"xmp: malformed XML ({exc}); XMP dropped"
     if root is None:
         return {}, "xmp: empty packet; XMP dropped"
+    if _depth(root) > MAX_XMP_DEPTH:
+        return {}, f"xmp: elements nested deeper than {MAX_XMP_DEPTH} levels; XMP dropped"
     fields: dict[str, Any] = {}
     rdf_roots = [root] if root.tag == f"{{{_RDF}}}RDF" else list(root.iter(f"{{{_RDF}}}RDF"))
     for rdf in rdf_roots:
@@ -156,6 +161,16 @@ def parse_xmp(packet: bytes) -> tuple[dict[str, Any], str | None]:
     if len(fields) > MAX_XMP_FIELDS:
         return {}, f"xmp: more than {MAX_XMP_FIELDS} fields; XMP dropped"
     return fields, None
+
+
+def _depth(root: ET.Element) -> int:
+    """How deep elements nest below ``root``, without recursion (stops past the limit)."""
+    deepest, stack = 0, [(root, 0)]
+    while stack and deepest <= MAX_XMP_DEPTH:
+        element, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in element)
+    return deepest
 
 
 def _name(tag: str, prefixes: dict[str, str]) -> str:

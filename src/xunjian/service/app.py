@@ -14,13 +14,16 @@ This package may import every other layer; nothing imports it but the CLI.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 import xunjian
@@ -115,6 +118,7 @@ def create_app(
         app.include_router(module.router)
     app.add_exception_handler(XunjianError, _xunjian_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
 
@@ -169,6 +173,14 @@ async def _xunjian_error(request: Request, exc: Exception) -> JSONResponse:
     if code >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc)
     return _error_response(code, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """422 as FastAPI writes it, but ASCII-escaped: an input echoed back may hold a lone
+    surrogate (a hostile key), which UTF-8 cannot encode — it must not become a 500."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -26,6 +26,8 @@ def _key_problem(key: object) -> str | None:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:  # lone surrogates from os.fsdecode of undecodable bytes
         return "not valid Unicode text (lone surrogate)"
+    if "\ufffd" in key:  # what a decoder leaves of bytes that were not UTF-8
+        return "not valid Unicode text (U+FFFD: the name was not valid UTF-8)"
     if size > MAX_KEY_BYTES:
         return f"expected at most {MAX_KEY_BYTES} bytes of UTF-8, got {size}"
     for char in key:

@@ -276,7 +276,7 @@ async def store_events(key: Uploader, state: State, request: Request) -> StoreEv
     ``raw/<batch>/manifest.json`` was created is catalogued and queued."""
     try:
         event = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, 5000-digit numbers, depth
         raise InputError(f"not JSON: {exc}", source="store event") from None
     batches, ignored = uploads.manifest_batches(event, state.services.store.bucket)
     return await run_in_threadpool(_start_batches, state, batches, ignored)
