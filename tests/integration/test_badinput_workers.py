@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.workers import squares_set
-from tests.integration.test_workers import BROKER, REPO, _broker_reachable, _count
+from tests.fixtures.workers import REPO, count_rows, require_broker, squares_set, worker_env
 from xunjian.inspect.pipeline import Services, process_batch
 from xunjian.inspect.upload import upload_batch
 from xunjian.inspect.workers import CeleryDetectRunner, celery_app
@@ -33,21 +32,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_a_worker_detects_the_clean_frames_and_refuses_a_broken_one_by_name(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _broker_reachable()
+    require_broker()
     index = write_corpus(tmp_path / "corpus", families=(Family.IMAGE, Family.POSE))
     queue = f"xunjian-test-{secrets.token_hex(4)}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XUNJIAN_")},
-        "XUNJIAN_DATA_DIR": str(tmp_path / "shared"),
-        "XUNJIAN_DATABASE_URL": postgres_url,
-        "XUNJIAN_BROKER_URL": BROKER,
-        "XUNJIAN_RESULT_BACKEND": os.environ.get(
-            "XUNJIAN_TEST_RESULT_BACKEND", "redis://127.0.0.1:6379/1"
-        ),
-        "XUNJIAN_WORKER_QUEUE": queue,
-        "XUNJIAN_WORKER_DETECTORS": "tests.fixtures.workers:squares_set",
-        "PYTHONPATH": str(REPO),
-    }
+    env = worker_env(tmp_path / "shared", postgres_url, queue, "tests.fixtures.workers:squares_set")
     for name, value in env.items():
         if name.startswith("XUNJIAN_"):
             monkeypatch.setenv(name, value)
@@ -92,7 +80,7 @@ def test_a_worker_detects_the_clean_frames_and_refuses_a_broken_one_by_name(
         assert list(errors) == [victim], log.read_text()[-3000:]
         assert "truncated" in errors[victim] and errors[victim].startswith(victim)
         assert result.frames_reused == frames - 1  # detected by the worker, read back here
-        assert _count(services, FRAME_DETECTIONS) == frames - 1
+        assert count_rows(services, FRAME_DETECTIONS) == frames - 1
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

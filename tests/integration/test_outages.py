@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.s3 import S3_ACCESS_KEY, S3_SECRET_KEY
-from tests.fixtures.workers import slow_squares_set, squares_set
+from tests.fixtures.workers import count_rows, issue_rows, slow_squares_set, squares_set
 from tests.unit.inspect.test_pipeline import SQUARES_EN, fly
 from xunjian.inspect.pipeline import BatchResult, Services, process_batch, run_folder
 from xunjian.inspect.upload import upload_batch
@@ -44,21 +43,9 @@ def reference(tmp_path: Path, flight: Path) -> Iterator[tuple[list[Any], int]]:
     services = Services.open(Settings(data_dir=tmp_path / "reference"))
     try:
         _, result = run_folder(services, flight, detectors=squares_set(), out_dir=tmp_path / "r")
-        yield _issues(services), result.detections
+        yield issue_rows(services), result.detections
     finally:
         services.close()
-
-
-def _issues(services: Services) -> list[tuple[str, str, float, float, int]]:
-    return sorted(
-        (i.id, i.class_name, round(i.lat, 7), round(i.lon, 7), i.observation_count)
-        for i in services.issues.issues()
-    )
-
-
-def _count(services: Services, table: Any) -> int:
-    with services.catalog.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def _run_with_outage(
@@ -116,12 +103,16 @@ def test_the_object_store_going_away_pauses_the_batch(
         try:
             batch = upload_batch(flight, services.store).batch_id
             result = _run_with_outage(
-                services, batch, proxy, lambda: _count(services, FRAME_DETECTIONS), tmp_path / "o"
+                services,
+                batch,
+                proxy,
+                lambda: count_rows(services, FRAME_DETECTIONS),
+                tmp_path / "o",
             )
             expected, detections = reference
             assert result.frame_errors == [] and result.ingest.failures == []
-            assert _issues(services) == expected
-            assert _count(services, DETECTIONS) == detections  # no frame detected twice
+            assert issue_rows(services) == expected
+            assert count_rows(services, DETECTIONS) == detections  # no frame detected twice
             assert proxy.connections > 1  # it reconnected after the cut
             assert any("cannot reach S3" in r.getMessage() for r in caplog.records)
         finally:
@@ -150,12 +141,12 @@ def test_a_database_restart_pauses_the_batch(
         try:
             batch = upload_batch(flight, services.store).batch_id
             result = _run_with_outage(
-                services, batch, proxy, lambda: _count(direct, FRAME_DETECTIONS), tmp_path / "o"
+                services, batch, proxy, lambda: count_rows(direct, FRAME_DETECTIONS), tmp_path / "o"
             )
             expected, detections = reference
             assert result.frame_errors == [] and result.ingest.failures == []
-            assert _issues(direct) == expected
-            assert _count(direct, DETECTIONS) == detections
+            assert issue_rows(direct) == expected
+            assert count_rows(direct, DETECTIONS) == detections
             assert any("trying again" in r.getMessage() for r in caplog.records)
         finally:
             direct.close()

@@ -19,9 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from tests.fixtures.workers import squares_set
+from tests.fixtures.workers import count_rows, issue_rows, squares_set
 from tests.unit.inspect.test_pipeline import SQUARES_EN, fly
 from tests.unit.service.test_batches import minio_event
 from xunjian.inspect.pipeline import Services, run_folder
@@ -39,18 +38,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _count(services: Services, table: Any) -> int:
-    with services.catalog.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def _issues(services: Services) -> list[tuple[str, str, float, float, int]]:
-    return sorted(
-        (i.id, i.class_name, round(i.lat, 7), round(i.lon, 7), i.observation_count)
-        for i in services.issues.issues()
-    )
 
 
 def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -77,7 +64,7 @@ def test_a_killed_service_resumes_its_batch(tmp_path: Path) -> None:
     reference = Services.open(Settings(data_dir=tmp_path / "reference"))
     try:
         _, done = run_folder(reference, folder, detectors=squares_set(), out_dir=tmp_path / "r")
-        expected, detections = _issues(reference), done.detections
+        expected, detections = issue_rows(reference), done.detections
     finally:
         reference.close()
 
@@ -103,13 +90,13 @@ def test_a_killed_service_resumes_its_batch(tmp_path: Path) -> None:
         )
         assert answer.json()["accepted"] == [report.batch_id], answer.text
         deadline = time.monotonic() + 60
-        while _count(services, FRAME_DETECTIONS) < 2 and time.monotonic() < deadline:
+        while count_rows(services, FRAME_DETECTIONS) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
         info = services.catalog.batch(report.batch_id)
         assert info is not None and info.status == "processing"
-        assert _count(services, FRAME_DETECTIONS) < len(list(folder.glob("*.JPG")))
+        assert count_rows(services, FRAME_DETECTIONS) < len(list(folder.glob("*.JPG")))
 
         server = _serve(env, port, log)  # it resumes the batch by itself
         deadline = time.monotonic() + 90
@@ -122,8 +109,8 @@ def test_a_killed_service_resumes_its_batch(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert status["status"] == "processed", status
-        assert _issues(services) == expected
-        assert _count(services, DETECTIONS) == detections
+        assert issue_rows(services) == expected
+        assert count_rows(services, DETECTIONS) == detections
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)

@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from tests.fixtures.workers import slow_squares_set, squares_set
+from tests.fixtures.workers import (
+    REPO,
+    count_rows,
+    issue_rows,
+    require_broker,
+    slow_squares_set,
+    squares_set,
+    worker_env,
+)
 from tests.unit.inspect.test_pipeline import SQUARES_EN, fly
 from xunjian.inspect.pipeline import Services, process_batch, run_folder
 from xunjian.inspect.upload import upload_batch
@@ -31,63 +38,26 @@ from xunjian.storage.detection_tables import DETECTIONS, FRAME_DETECTIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BROKER = os.environ.get("XUNJIAN_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _broker_reachable() -> None:
-    from kombu import Connection
-
-    try:
-        with Connection(BROKER, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as exc:  # any failure to connect is the reason to report
-        message = f"broker {BROKER} is not reachable ({exc})"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
-
-def _issues(services: Services) -> list[tuple[str, str, float, float, int]]:
-    return sorted(
-        (i.id, i.class_name, round(i.lat, 7), round(i.lon, 7), i.observation_count)
-        for i in services.issues.issues()
-    )
-
-
-def _count(services: Services, table: Any) -> int:
-    with services.catalog.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
 
 def test_a_killed_worker_changes_nothing_in_the_result(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _broker_reachable()
+    require_broker()
     folder = fly(tmp_path / "flight", SQUARES_EN, datetime(2026, 11, 24, 2, tzinfo=UTC))
 
     # the reference: in-process, SQLite
     local = Services.open(Settings(data_dir=tmp_path / "local"))
     try:
         _, reference = run_folder(local, folder, detectors=squares_set(), out_dir=tmp_path / "o1")
-        expected = _issues(local)
+        expected = issue_rows(local)
     finally:
         local.close()
     assert len(expected) == len(SQUARES_EN)
 
     queue = f"xunjian-test-{secrets.token_hex(4)}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XUNJIAN_")},
-        "XUNJIAN_DATA_DIR": str(tmp_path / "shared"),
-        "XUNJIAN_DATABASE_URL": postgres_url,
-        "XUNJIAN_BROKER_URL": BROKER,
-        "XUNJIAN_RESULT_BACKEND": os.environ.get(
-            "XUNJIAN_TEST_RESULT_BACKEND", "redis://127.0.0.1:6379/1"
-        ),
-        "XUNJIAN_WORKER_QUEUE": queue,
-        "XUNJIAN_WORKER_DETECTORS": "tests.fixtures.workers:slow_squares_set",
-        "PYTHONPATH": str(REPO),
-    }
+    env = worker_env(
+        tmp_path / "shared", postgres_url, queue, "tests.fixtures.workers:slow_squares_set"
+    )
     for name, value in env.items():
         if name.startswith("XUNJIAN_"):
             monkeypatch.setenv(name, value)
@@ -124,9 +94,9 @@ def test_a_killed_worker_changes_nothing_in_the_result(
         thread = threading.Thread(target=process)
         thread.start()
         deadline = time.monotonic() + 60
-        while _count(services, FRAME_DETECTIONS) < 2 and time.monotonic() < deadline:
+        while count_rows(services, FRAME_DETECTIONS) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _count(services, FRAME_DETECTIONS) >= 2, "the workers never started"
+        assert count_rows(services, FRAME_DETECTIONS) >= 2, "the workers never started"
         victim = workers[0]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
@@ -134,7 +104,7 @@ def test_a_killed_worker_changes_nothing_in_the_result(
         logs = "\n".join((tmp_path / f"worker-{n}.log").read_text()[-3000:] for n in range(2))
         assert not thread.is_alive(), f"the batch did not finish after a worker was killed:\n{logs}"
         if "error" in outcome:
-            done = _count(services, FRAME_DETECTIONS)
+            done = count_rows(services, FRAME_DETECTIONS)
             raise AssertionError(f"{done} frames in the ledger; workers said:\n{logs}") from (
                 outcome["error"]
             )
@@ -142,9 +112,9 @@ def test_a_killed_worker_changes_nothing_in_the_result(
         frames = len(result.ingest.frames)
         assert result.frames_reused == frames and result.frames_detected == 0
         assert result.runner["frames"] == frames
-        assert _issues(services) == expected
-        assert _count(services, FRAME_DETECTIONS) == frames  # one ledger row per frame
-        assert _count(services, DETECTIONS) == reference.detections  # no box twice
+        assert issue_rows(services) == expected
+        assert count_rows(services, FRAME_DETECTIONS) == frames  # one ledger row per frame
+        assert count_rows(services, DETECTIONS) == reference.detections  # no box twice
     finally:
         for w in workers:
             if w.poll() is None:

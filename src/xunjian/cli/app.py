@@ -6,26 +6,29 @@ Each command module has ``register(app)``; heavy imports happen inside the comma
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
-from xunjian.cli import (
-    bench,
-    cases,
-    config,
-    datasets,
-    demo,
-    detect,
-    georef,
-    issues,
-    keys,
-    metadata,
-    models,
-    serve,
-    synth,
-    train,
-    upload,
-    worker,
+COMMAND_MODULES = (
+    "bench",
+    "cases",
+    "config",
+    "datasets",
+    "demo",
+    "detect",
+    "georef",
+    "issues",
+    "keys",
+    "metadata",
+    "models",
+    "serve",
+    "synth",
+    "train",
+    "upload",
+    "worker",
 )
+"""The modules of ``xunjian.cli`` that register commands, in help order."""
 
 app = typer.Typer(
     name="xunjian",
@@ -35,25 +38,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (
-    bench,
-    config,
-    cases,
-    datasets,
-    demo,
-    detect,
-    georef,
-    issues,
-    keys,
-    metadata,
-    models,
-    serve,
-    synth,
-    train,
-    upload,
-    worker,
-):
-    _module.register(app)
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"xunjian.cli.{_name}").register(app)
 
 
 def main() -> None:
