@@ -248,7 +248,12 @@ def _adjust(
                     index += [col[frame] + axis, col[frame] + 2]
                     values += [sign * w, sign * w * float(off[1] if axis == 0 else -off[0])]
                 add(index, values, -w * float(r0[axis]))
-    x = np.asarray(np.linalg.lstsq(ata, atb, rcond=None)[0], dtype=np.float64)
+    # The priors make AᵀA positive definite: a direct solve, no SVD (which needs several
+    # 3N × 3N work arrays — hundreds of MB at 1000 frames).
+    try:
+        x = np.asarray(np.linalg.solve(ata, atb), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        x = np.asarray(np.linalg.lstsq(ata, atb, rcond=None)[0], dtype=np.float64)
     return {i: x[col[i] : col[i] + 3] for i in flight.idx}
 
 
