@@ -112,6 +112,7 @@ def test_the_map_shows_issues_and_their_evidence(
             assert set(issues.evaluate_all("els => els.map(e => e.dataset.category)")) == {
                 "road_damage"
             }
+            page.wait_for_selector("body[data-footprints]", timeout=15_000)  # loaded after
             assert page.locator("polygon.footprint").count() == 4
             page.screenshot(path=str(ARTIFACTS / "map.png"))
 

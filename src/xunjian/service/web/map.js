@@ -391,6 +391,7 @@
     })).then(function (lists) {
       state.footprints = [].concat.apply([], lists);
       drawFootprints();
+      document.body.dataset.footprints = String(state.footprints.length);  // loaded (tests wait on it)
     });
   }
 
