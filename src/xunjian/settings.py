@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     )
     worker_chunk_frames: int = Field(default=4, ge=1, description="Frames per task.")
     worker_timeout_s: float = Field(default=3600.0, gt=0, description="Longest wait for a batch.")
+    worker_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A batch on workers fails clearly when no frame is detected for this long.",
+    )
     worker_visibility_timeout_s: int = Field(
         default=300, ge=1, description="Redis broker: re-deliver a task unacknowledged this long."
     )

@@ -30,6 +30,7 @@ from tests.fixtures.workers import (
     worker_env,
 )
 from tests.unit.inspect.test_pipeline import SQUARES_EN, fly
+from xunjian.errors import DetectorError
 from xunjian.inspect.pipeline import Services, process_batch, run_folder
 from xunjian.inspect.upload import upload_batch
 from xunjian.inspect.workers import CeleryDetectRunner, celery_app
@@ -124,4 +125,30 @@ def test_a_killed_worker_changes_nothing_in_the_result(
                 w.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(w.pid, signal.SIGKILL)
+        services.close()
+
+
+def test_a_batch_with_no_worker_listening_fails_clearly(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_broker()
+    folder = fly(tmp_path / "flight", SQUARES_EN, datetime(2026, 11, 24, 2, tzinfo=UTC))
+    queue = f"xunjian-nobody-{secrets.token_hex(4)}"
+    env = worker_env(tmp_path / "shared", postgres_url, queue, "tests.fixtures.workers:squares_set")
+    for name, value in env.items():
+        if name.startswith("XUNJIAN_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    services = Services.open(settings)
+    try:
+        batch = upload_batch(folder, services.store).batch_id
+        runner = CeleryDetectRunner(celery_app(settings), stall_s=3, poll_s=0.5)
+        started = time.monotonic()
+        with pytest.raises(DetectorError, match=f"no frame detected.*queue '{queue}'") as caught:
+            process_batch(services, batch, detectors=squares_set(), detect_runner=runner)
+        assert time.monotonic() - started < 60  # not the hour-long timeout
+        assert ":guest@" not in str(caught.value)  # the broker password is masked
+        info = services.catalog.batch(batch)
+        assert info is not None and info.status == "processing"  # nothing marked done
+    finally:
         services.close()

@@ -32,6 +32,7 @@ import importlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from xunjian.errors import (
     InputError,
     StorageError,
     StorageUnavailableError,
+    XunjianError,
 )
 from xunjian.inspect.resilience import TRANSIENT
 from xunjian.settings import Settings, get_settings
@@ -200,6 +202,8 @@ class CeleryDetectRunner:
     timeout_s: float = 3600.0
     large_pixels: int | None = None
     large_queue: str | None = None
+    stall_s: float = 300.0
+    poll_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CeleryDetectRunner:
@@ -209,6 +213,7 @@ class CeleryDetectRunner:
             timeout_s=settings.worker_timeout_s,
             large_pixels=settings.worker_large_pixels,
             large_queue=settings.worker_large_queue,
+            stall_s=settings.worker_stall_s,
         )
 
     def __call__(
@@ -228,13 +233,56 @@ class CeleryDetectRunner:
         summary: dict[str, Any] = {"tasks": len(signatures), "frames": len(todo), "workers": {}}
         if not signatures:
             return summary
-        results = group(signatures).apply_async().get(timeout=self.timeout_s)
+        sent = group(signatures).apply_async()
+        try:
+            results = self._wait(sent, services, batch_id, versions, len(frames) - len(todo))
+        except BaseException:
+            sent.revoke()  # nobody should detect for a batch that gave up
+            raise
         summary["failed"] = []
         for r in results:
             summary["workers"][r["worker"]] = summary["workers"].get(r["worker"], 0) + r["detected"]
             summary["failed"].extend(r["failed"])  # the in-process pass reports them by name
         log.info("batch %s: %d frames detected by workers %s", batch_id, len(todo), summary)
         return summary
+
+    def _wait(
+        self,
+        sent: Any,
+        services: Services,
+        batch_id: str,
+        versions: dict[str, str],
+        done_before: int,
+    ) -> list[dict[str, Any]]:
+        """The tasks' answers. Gives up with a clear DetectorError when no frame has been
+        detected for ``stall_s`` (no worker consumes the queue, or all are stuck) or after
+        ``timeout_s``, instead of waiting silently."""
+        from celery.exceptions import TimeoutError as ResultTimeout
+
+        started = last_change = time.monotonic()
+        last_done = done_before
+        broker = self.app.connection().as_uri()  # password masked
+        while True:
+            try:
+                answers: list[dict[str, Any]] = sent.get(timeout=self.poll_s)
+                return answers
+            except ResultTimeout:
+                pass
+            except XunjianError:
+                raise
+            except Exception as exc:  # a task that failed on its worker, re-raised here
+                raise DetectorError(f"batch {batch_id}: a worker failed: {exc}") from exc
+            now = time.monotonic()
+            done = services.detections.frames_done(batch_id, versions)
+            if done != last_done:
+                last_done, last_change = done, now
+            if now - last_change > self.stall_s or now - started > self.timeout_s:
+                waited = now - last_change
+                raise DetectorError(
+                    f"batch {batch_id}: no frame detected for {waited:.0f} s "
+                    f"({done - done_before} sent frames done): is a `xunjian worker` consuming "
+                    f"queue {self.app.conf.task_default_queue!r} on {broker}?"
+                )
 
     def _routed(self, frames: Sequence[Frame]) -> list[tuple[str | None, list[Frame]]]:
         if not self.large_queue or not self.large_pixels:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from xunjian.core.records import Detection
 from xunjian.storage import db
@@ -80,6 +80,27 @@ class DetectionLedger(db.Repository):
                     )
                 )
         return out
+
+    def frames_done(self, batch_id: str, versions: Mapping[str, str]) -> int:
+        """How many frames of the batch every detector of ``versions`` has run on."""
+        if not versions:
+            return 0
+        wanted = or_(
+            *(
+                and_(FRAME_DETECTIONS.c.detector == n, FRAME_DETECTIONS.c.model_version == v)
+                for n, v in versions.items()
+            )
+        )
+        per_frame = (
+            select(FRAME_DETECTIONS.c.frame_key)
+            .where(FRAME_DETECTIONS.c.batch_id == batch_id, wanted)
+            .group_by(FRAME_DETECTIONS.c.frame_key)
+            .having(func.count() == len(versions))
+            .subquery()
+        )
+        doing = f"counting the detected frames of batch {batch_id!r}"
+        with db.database_errors(self.url, doing), self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(per_frame)).scalar_one())
 
     def save(
         self,

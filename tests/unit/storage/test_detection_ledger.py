@@ -35,5 +35,8 @@ def test_saved_frames_come_back_per_detector_version(ledger: DetectionLedger) ->
     assert newer["raw/B1/a.jpg"].done == {"illegal_dumping"}
     assert newer["raw/B1/a.jpg"].detections == []
     assert ledger.load_batch("B2", versions) == {}
+    assert ledger.frames_done("B1", versions) == 2
+    assert ledger.frames_done("B1", {"road_damage": "v2", "illegal_dumping": "d1"}) == 0
+    assert ledger.frames_done("B2", versions) == 0
     ledger.forget_batch("B1", ["road_damage"])
     assert ledger.load_batch("B1", versions)["raw/B1/a.jpg"].done == {"illegal_dumping"}
