@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, exc, func, or_, select
 
 from xunjian.core.records import Detection
 from xunjian.storage import db
@@ -114,9 +114,24 @@ class DetectionLedger(db.Repository):
         Idempotent: detectors already recorded for the frame at that version are left as
         they are (their boxes too). Returns False when there was nothing new to record.
         """
-        now = self._clock()
         doing = f"recording the detections of {frame_key!r}"
-        with db.database_errors(self.url, doing), self.engine.begin() as conn:
+        with db.database_errors(self.url, doing):
+            try:
+                return self._save(batch_id, frame_key, versions, detections)
+            except exc.IntegrityError:
+                # Another process (a re-delivered task, a resumed batch) recorded the same
+                # frame between our check and our insert: its rows stand, ours rolled back.
+                return False
+
+    def _save(
+        self,
+        batch_id: str,
+        frame_key: str,
+        versions: Mapping[str, str],
+        detections: Sequence[Detection],
+    ) -> bool:
+        now = self._clock()
+        with self.engine.begin() as conn:
             already = {
                 r.detector
                 for r in conn.execute(

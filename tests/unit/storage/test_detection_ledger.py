@@ -40,3 +40,25 @@ def test_saved_frames_come_back_per_detector_version(ledger: DetectionLedger) ->
     assert ledger.frames_done("B2", versions) == 0
     ledger.forget_batch("B1", ["road_damage"])
     assert ledger.load_batch("B1", versions)["raw/B1/a.jpg"].done == {"illegal_dumping"}
+
+
+@pytest.mark.integration
+def test_a_frame_recorded_by_another_process_meanwhile_is_not_an_error(postgres_url: str) -> None:
+    from sqlalchemy import event
+
+    versions = {"road_damage": "v1"}
+    with DetectionLedger(postgres_url) as ours, DetectionLedger(postgres_url) as theirs:
+        raced = []
+
+        def other_process_first(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            if statement.startswith("INSERT INTO frame_detections") and not raced:
+                raced.append(True)  # after our check, before our insert
+                theirs.save(
+                    "B1", "raw/B1/a.jpg", versions, [det("road_damage", "v1", "raw/B1/a.jpg")]
+                )
+
+        event.listen(ours.engine, "before_cursor_execute", other_process_first)
+        assert not ours.save("B1", "raw/B1/a.jpg", versions, [det("road_damage", "v1", "a", 99)])
+        assert raced
+        held = ours.load_batch("B1", versions)["raw/B1/a.jpg"]
+        assert held.detections == [det("road_damage", "v1", "raw/B1/a.jpg")]  # theirs, once
