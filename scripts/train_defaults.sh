@@ -4,7 +4,7 @@
 #   scripts/train_defaults.sh [data|subset|train|ship|all] [DETECTOR...]
 #
 #   data    synthetic test-range flights (seeds 1-8) → YOLO tiles → `xunjian datasets build`
-#   subset  a seeded train subset (list file) so one CPU run fits in ~30 min (2 threads)
+#   subset  a seeded train subset (list file) so all three CPU runs fit in ~90 min (2 threads)
 #   train   `xunjian train` from scratch (yolo11n.yaml); resumes automatically when
 #           RUN/weights/last.pt exists and results.csv shows an unfinished run
 #   ship    evaluate on the build's val split (real where it exists), export ONNX, write card
@@ -25,8 +25,8 @@ HOLDOUT_SEEDS="101 102"  # synthetic val only, never trained on
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
-declare -A EPOCHS=([road_damage]=15 [illegal_dumping]=10 [spoil_truck]=14)
-declare -A SUBSET=([road_damage]="all" [illegal_dumping]="350 300 40" [spoil_truck]="0 400 80")
+declare -A EPOCHS=([road_damage]=35 [illegal_dumping]=25 [spoil_truck]=24)
+declare -A SUBSET=([road_damage]="500 300 60" [illegal_dumping]="700 250 40" [spoil_truck]="0 400 80")
 
 data() {
   local det="$1" syn=()

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 DetectRunner = Callable[["Services", str, list[Frame], DetectorSet], dict[str, Any]]
 """Fills the detection ledger of (services, batch id, frames, detectors) somewhere else."""
 
+StageCallback = Callable[[str], None]
+"""Called with a stage's name (``ingest``, ``refine``, ``detect``, …) as the stage starts."""
+
 
 @dataclass
 class Services:
@@ -192,8 +195,13 @@ def process_batch(
     progress: ProgressCallback | None = None,
     detect_progress: ProgressCallback | None = None,
     detect_runner: DetectRunner | None = None,
+    stage_progress: StageCallback | None = None,
 ) -> BatchResult:
     """Runs every stage over an uploaded batch and writes its outputs to ``out_dir``.
+
+    ``stage_progress(name)`` is called as each stage starts, in order: ``ingest``, ``refine``,
+    ``detect``, ``verify``, ``fuse``, ``evidence``, ``outputs`` (the names of
+    ``result.timings``).
 
     ``detect_runner`` (e.g. ``inspect.workers.CeleryDetectRunner``) fills the detection ledger
     elsewhere first; the detect stage here then reads every frame back from the ledger.
@@ -211,6 +219,7 @@ def process_batch(
             progress=progress,
             detect_progress=detect_progress,
             detect_runner=detect_runner,
+            stage_progress=stage_progress,
         ),
         what=f"batch {batch_id}",
         max_wait_s=services.settings.outage_max_wait_s,
@@ -227,10 +236,11 @@ def _process_once(
     progress: ProgressCallback | None,
     detect_progress: ProgressCallback | None,
     detect_runner: DetectRunner | None,
+    stage_progress: StageCallback | None,
 ) -> BatchResult:
     settings = services.settings
     timings: dict[str, float] = {}
-    stage = _Stopwatch(timings)
+    stage = _Stopwatch(timings, stage_progress)
     with stage("ingest"):
         ingest = ingest_batch(
             batch_id,
@@ -286,13 +296,17 @@ def _process_once(
 
 
 class _Stopwatch:
-    """``with stage("name"):`` adds the block's wall time to ``timings["name_s"]``."""
+    """``with stage("name"):`` adds the block's wall time to ``timings["name_s"]`` and tells
+    ``on_start(name)`` first."""
 
-    def __init__(self, timings: dict[str, float]) -> None:
+    def __init__(self, timings: dict[str, float], on_start: StageCallback | None = None) -> None:
         self.timings = timings
+        self.on_start = on_start
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        if self.on_start is not None:
+            self.on_start(name)
         started = time.perf_counter()
         try:
             yield

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,18 @@ def _limitations(
     return items
 
 
+def default_version(detector: str, model_cfg: str, imgsz: int, sha256: str, when: datetime) -> str:
+    """``<detector>-<yyyymmdd>-<arch>-<imgsz>-<sha256[:8]>``, e.g.
+    ``road_damage-20261124-yolo11n-320-b160ef40``.
+
+    The digest makes two models shipped on the same day distinct versions: the detection
+    ledger reuses boxes per (frame, detector, version), so a retrained model under an old
+    name would silently be served the old model's boxes.
+    """
+    arch = Path(model_cfg).stem or "yolo"
+    return f"{detector}-{when:%Y%m%d}-{arch}-{imgsz}-{sha256[:8]}"
+
+
 def ship_model(
     detector: str,
     *,
@@ -210,8 +223,6 @@ def ship_model(
     ``synthetic_val`` (a data.yaml of synthetic val tiles) adds figures for the classes that
     have no real val data.
     """
-    from datetime import UTC, datetime
-
     from xunjian.core.taxonomy import Detector
     from xunjian.models.card import build_card, read_manifest, write_model_card
     from xunjian.models.evaluate import evaluate_model
@@ -253,7 +264,8 @@ def ship_model(
     now = datetime.now(UTC)
     card = build_card(
         detector=det,
-        version=version or f"{det.value}-{now:%Y%m%d}-yolo11n-{size}",
+        version=version
+        or default_version(det.value, str(training["model_cfg"]), size, exported.sha256, now),
         imgsz=size,
         onnx_path=exported.path,
         manifest=manifest,

@@ -36,12 +36,17 @@ log = logging.getLogger(__name__)
 TERMINAL = frozenset({"processed", "failed"})
 
 
+STAGE_STATES = {"ingest": "ingesting", "refine": "refining", "detect": "detecting"}
+"""The progress state shown while a pipeline stage runs; the stages after detection (verify,
+fuse, evidence, outputs) show as ``fusing``."""
+
+
 @dataclass(frozen=True)
 class BatchProgress:
     """Where one batch's processing stands, as the board knows it (in memory)."""
 
     batch_id: str
-    state: str = "queued"  # queued → ingesting → detecting → fusing → processed | failed
+    state: str = "queued"  # queued → ingesting → refining → detecting → fusing → processed | failed
     ingest_done: int = 0
     ingest_total: int = 0
     detect_done: int = 0
@@ -131,6 +136,12 @@ class BatchProcessor:
             board.set(batch_id, state="detecting", detect_done=done, detect_total=total,
                       current=name)  # fmt: skip
 
+        def stage(name: str) -> None:
+            state = STAGE_STATES.get(name, "fusing")
+            now = board.get(batch_id)
+            if now is None or now.state != state:
+                board.set(batch_id, state=state, current="")
+
         board.set(batch_id, state="ingesting", error=None, summary=None, finished_at=None)
         try:
             result = process_batch(
@@ -139,6 +150,7 @@ class BatchProcessor:
                 detectors=self.detectors(),
                 progress=ingest,
                 detect_progress=detect,
+                stage_progress=stage,
             )
         except Exception as exc:  # the worker thread must survive any batch
             reason = str(exc) if isinstance(exc, XunjianError) else f"{type(exc).__name__}: {exc}"

@@ -49,7 +49,9 @@ class BatchCreate(BaseModel):
 
 
 class ProgressPublic(BaseModel):
-    state: str = Field(description="queued, ingesting, detecting, processed or failed")
+    state: str = Field(
+        description="queued, ingesting, refining, detecting, fusing, processed or failed"
+    )
     ingest_done: int
     ingest_total: int
     detect_done: int

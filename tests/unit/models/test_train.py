@@ -222,6 +222,10 @@ def test_ship_exports_dynamic_onnx_with_a_valid_card(trained: Run, tmp_path: Pat
     folder = tmp_path / "road_damage"
     assert validate_card(folder)["sha256"] == card["sha256"]
     assert card["classes"] == list(CLASSES) and card["imgsz"] == SIZE
+    # the version names the weights: the same day's retrain is a new version
+    assert card["version"].startswith("road_damage-") and card["version"].endswith(
+        f"-yolo11n-{SIZE}-{card['sha256'][:8]}"
+    )
     assert card["metrics"]["classes_without_real_val"] == ["pothole"]
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     batch_dim = session.get_inputs()[0].shape[0]
@@ -250,3 +254,18 @@ def test_resuming_a_finished_run_is_refused(trained: Run) -> None:
             trained.data_yaml, trained.out, detector="road_damage", epochs=2, imgsz=SIZE, batch=8,
             resume=True,
         )  # fmt: skip
+
+
+def test_default_version_differs_for_two_models_of_one_day() -> None:
+    from datetime import UTC, datetime
+
+    from xunjian.models.export import default_version
+
+    day = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    a = default_version("road_damage", "yolo11n.yaml", 320, "b160ef40" + "0" * 56, day)
+    b = default_version("road_damage", "yolo11n.yaml", 320, "0badf00d" + "0" * 56, day)
+    assert a == "road_damage-20261124-yolo11n-320-b160ef40"
+    assert a != b
+    assert default_version("spoil_truck", "cfg/yolo11s.yaml", 640, "f" * 64, day) == (
+        "spoil_truck-20261124-yolo11s-640-ffffffff"
+    )

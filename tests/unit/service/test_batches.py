@@ -81,6 +81,24 @@ def test_a_flight_uploaded_with_presigned_urls_becomes_issues(
     assert "event: done" in events.text
 
 
+def test_progress_names_each_stage_as_it_runs(
+    service: RunningService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = service.state.board
+    seen: list[str] = []
+    original = board.set
+
+    def record(batch_id: str, **changes: object) -> object:
+        state = changes.get("state")
+        if isinstance(state, str) and (not seen or seen[-1] != state):
+            seen.append(state)
+        return original(batch_id, **changes)
+
+    monkeypatch.setattr(board, "set", record)
+    upload_flight(service, painted_flight(tmp_path / "flight"))
+    assert seen == ["ingesting", "refining", "detecting", "fusing", "processed"]
+
+
 def test_completing_before_every_file_is_there_is_refused(
     service: RunningService, tmp_path: Path
 ) -> None:
