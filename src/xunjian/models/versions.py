@@ -6,14 +6,18 @@ Layout in the store::
     models/<detector>/<version>/MODEL_CARD.md   for people
     models/<detector>/<version>/card.json       written last: a version exists once it is there
     models/<detector>/active.json               {"version", "history": [who/when/why/from]}
+    models/<detector>/history/<seq>-<id>.json   each history entry, written once, before it
 
 A version is immutable: registering other weights under a taken version is refused; the same
 weights again is a no-op. ``active.json`` names the version in service; without it (first
 run) the shipped weights in ``src/xunjian/models/weights/<detector>/`` serve, and
 ``"version": null`` after a rollback past the first promotion means the same. Every promotion
 and rollback appends to its ``history`` — the gate's verdict (:mod:`xunjian.models.promotion`),
-``forced`` and the reason included. Writers are few (an ML engineer at a time); the pointer
-is one object put, so a reader sees the old pointer or the new one, never a mix.
+``forced`` and the reason included. The pointer is one object put, so a reader sees the old
+pointer or the new one, never a mix. Each history entry is also its own object under a key
+no other writer uses, and the history is read from those: two promotions racing on one
+detector leave the last writer's version in service, and both entries in the history
+(``active.json``'s own copy keeps only the last writer's view).
 
 Models are downloaded to a local cache (``<cache_dir>/<detector>/<version>/``) and checked
 against the card's SHA-256 before loading. :func:`list_models` is what the service's models
@@ -28,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,13 +53,14 @@ from xunjian.models.promotion import (
     rollback_target,
 )
 from xunjian.models.registry import WEIGHTS_DIR, BackendName, load_default_set, load_detector
-from xunjian.storage.objectstore import ObjectStore
+from xunjian.storage.objectstore import ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
     from xunjian.settings import Settings
 
 PREFIX = "models"
 ACTIVE = "active.json"
+HISTORY = "history"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _DETECTOR = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 Evaluate = Callable[[Path, Path, int], dict[str, Any]]
@@ -62,7 +68,7 @@ Evaluate = Callable[[Path, Path, int], dict[str, Any]]
 
 
 def check_version(version: str) -> str:
-    if not _VERSION.match(version) or version == ACTIVE:
+    if not _VERSION.match(version) or version in (ACTIVE, HISTORY):
         raise InputError(
             f"model version: expected letters, digits, '.', '_', '+' or '-', got {version!r}"
         )
@@ -93,6 +99,10 @@ class Promotion:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _by_key(info: ObjectInfo) -> str:
+    return info.key
 
 
 class ModelRegistry:
@@ -176,11 +186,36 @@ class ModelRegistry:
         except ValueError as error:
             raise StorageError(f"{self.store.bucket}/{key}: unreadable pointer: {error}") from None
         version = raw.get("version")
-        return ActivePointer(detector, version, tuple(raw.get("history", [])))
+        return ActivePointer(detector, version, self._history(detector, raw.get("history", [])))
+
+    def _history(self, detector: str, copied: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+        """The entries under ``history/`` in order, after any older entry that has none (the
+        copy in ``active.json`` from before entries had their own objects)."""
+        stored: list[dict[str, Any]] = []
+        for info in sorted(self.store.list(self._key(detector, HISTORY) + "/"), key=_by_key):
+            try:
+                stored.append(json.loads(self.store.get_bytes(info.key)))
+            except ValueError as error:
+                raise StorageError(
+                    f"{self.store.bucket}/{info.key}: unreadable history entry: {error}"
+                ) from None
+        ids = {entry.get("id") for entry in stored}
+        older = [e for e in copied if "id" not in e]
+        lost = [e for e in copied if "id" in e and e["id"] not in ids]
+        return (*older, *stored, *lost)
 
     def active_version(self, detector: str) -> str | None:
-        """The version in service, or None when the shipped weights serve."""
-        return self.pointer(detector).version
+        """The version in service, or None when the shipped weights serve (reads only the
+        pointer, not the history: the hot reload asks this often)."""
+        try:
+            raw = json.loads(self.store.get_bytes(self._key(detector, ACTIVE)))
+        except ObjectNotFoundError:
+            return None
+        except ValueError as error:
+            key = self._key(detector, ACTIVE)
+            raise StorageError(f"{self.store.bucket}/{key}: unreadable pointer: {error}") from None
+        version = raw.get("version")
+        return str(version) if version is not None else None
 
     def shipped_card(self, detector: str) -> dict[str, Any] | None:
         path = self.weights_dir / detector / "card.json"
@@ -257,6 +292,12 @@ class ModelRegistry:
             "updated_at": entry["at"],
             "history": [*pointer.history, entry],
         }
+        seq = len(pointer.history) + 1
+        self.store.put_bytes(
+            self._key(pointer.detector, HISTORY, f"{seq:06d}-{entry['id']}.json"),
+            json.dumps(entry, indent=1, ensure_ascii=False).encode("utf-8"),
+            content_type="application/json",
+        )
         self.store.put_bytes(
             self._key(pointer.detector, ACTIVE),
             json.dumps(body, indent=1, ensure_ascii=False).encode("utf-8"),
@@ -267,6 +308,7 @@ class ModelRegistry:
         self, action: str, version: str | None, before: str | None, by: str, reason: str
     ) -> dict[str, Any]:
         return {
+            "id": uuid.uuid4().hex[:12],
             "action": action,
             "version": version,
             "from_version": before,

@@ -18,7 +18,7 @@ from tests.fixtures.modelcards import evaluation, model_folder
 from xunjian.errors import ConfigurationError, DetectorError, InputError, ObjectNotFoundError
 from xunjian.models.promotion import compare, gate_from_cards, rollback_target
 from xunjian.models.registry import list_models as reexported
-from xunjian.models.versions import ModelRegistry, list_models
+from xunjian.models.versions import ModelRegistry, check_version, list_models
 from xunjian.storage.localstore import LocalStore
 from xunjian.storage.objectstore import ObjectStore
 
@@ -182,6 +182,48 @@ def test_rollback_walks_back_through_promotions(registry: ModelRegistry, tmp_pat
     with pytest.raises(ObjectNotFoundError, match="rd-zz is not registered"):
         registry.rollback("road_damage", to="rd-zz")
     assert rollback_target(history, "rd-b") == "rd-a"
+
+
+def test_two_promotions_racing_keep_both_history_entries(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    for i, version in enumerate(("rd-a", "rd-b")):
+        registry.register(candidate(tmp_path, version, map50=0.6 + i / 10, seed=i))
+    # both writers read the pointer before either writes it (what a race looks like)
+    seen = registry.pointer("road_damage")
+    for version, by in (("rd-a", "ana"), ("rd-b", "bo")):
+        registry._write_pointer(seen, version, registry._entry("promote", version, None, by, ""))
+    assert registry.active_version("road_damage") == "rd-b"  # the last writer's pointer
+    history = registry.pointer("road_damage").history
+    assert sorted(h["by"] for h in history) == ["ana", "bo"]
+    assert len({h["id"] for h in history}) == 2
+    # later moves come after both, and rollback still finds its target
+    registry.promote("road_damage", "rd-a", by="cy", force=True, reason="race test")
+    assert [h["by"] for h in registry.pointer("road_damage").history][-1] == "cy"
+    assert registry.rollback("road_damage").version == "rd-b"
+
+
+def test_a_pointer_written_before_history_objects_keeps_its_history(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    registry.register(candidate(tmp_path, "rd-a", seed=0))
+    old = {"action": "promote", "version": "rd-a", "from_version": None, "by": "ana",
+           "at": "2026-01-01T00:00:00+00:00", "reason": ""}  # fmt: skip
+    registry.store.put_bytes(
+        "models/road_damage/active.json",
+        json.dumps(
+            {"schema": 1, "detector": "road_damage", "version": "rd-a", "history": [old]}
+        ).encode(),
+    )
+    assert registry.pointer("road_damage").history == (old,)
+    assert registry.rollback("road_damage", by="bo").version is None
+    assert [h["by"] for h in registry.pointer("road_damage").history] == ["ana", "bo"]
+
+
+def test_reserved_names_are_not_versions() -> None:
+    for name in ("active.json", "history"):
+        with pytest.raises(InputError, match="model version"):
+            check_version(name)
 
 
 def test_fetch_checks_the_weights_and_load_uses_the_card(
