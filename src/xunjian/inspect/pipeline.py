@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xunjian.core.records import Detection, Frame, Observation, Platform
+from xunjian.core.records import CameraPose, Detection, Frame, Observation, Platform
 from xunjian.core.taxonomy import Detector as DetectorName
 from xunjian.core.verify import VerificationDecision, verify_batch
 from xunjian.errors import (
     DetectorError,
     GeoreferenceError,
     InputError,
+    ObjectNotFoundError,
     StorageError,
     StorageUnavailableError,
 )
@@ -92,6 +93,7 @@ class BatchResult:
     not_placed: list[tuple[str, str]] = field(default_factory=list)  # (frame key, reason)
     frame_errors: list[tuple[str, str]] = field(default_factory=list)
     refinement: list[tuple[str, str, str]] = field(default_factory=list)  # (frame, what, why)
+    refinement_reused: bool = False  # the poses came from an earlier run's stored refinement
     runner: dict[str, Any] = field(default_factory=dict)  # what a detect runner reported
     timings: dict[str, float] = field(default_factory=dict)  # stage → wall seconds
     fusion: BatchFusion | None = None
@@ -317,6 +319,43 @@ class _Stopwatch:
 
 
 REFINE_WORK_PX = 1000
+REFINE_FORMAT = 1  # bump when refine_flight's answers change: stored refinements then expire
+
+
+def refinement_key(batch_id: str) -> str:
+    """Where a batch's refined poses are kept, so a re-run (after a crash, or with a new model)
+    does not decode and match every frame again."""
+    return f"refined/{batch_id}/poses.json"
+
+
+def _refine_input(drone: list[Frame]) -> str:
+    """A digest of everything refinement reads: the frames' bytes, poses and intrinsics."""
+    import hashlib
+    from dataclasses import asdict
+
+    digest = hashlib.sha256(f"refine/{REFINE_FORMAT}/{REFINE_WORK_PX}".encode())
+    for f in drone:
+        seen = (f.key, f.sha256, asdict(f.pose) if f.pose else None,
+                asdict(f.intrinsics) if f.intrinsics else None)  # fmt: skip
+        digest.update(json.dumps(seen, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _stored_refinement(
+    services: Services, batch_id: str, digest: str
+) -> tuple[dict[str, CameraPose], list[tuple[str, str, str]]] | None:
+    try:
+        raw = json.loads(services.store.get_bytes(refinement_key(batch_id)))
+        if raw.get("input") != digest:
+            return None
+        poses = {key: CameraPose(**pose) for key, pose in raw["poses"].items()}
+        corrections = [(str(k), str(w), str(y)) for k, w, y in raw["corrections"]]
+    except ObjectNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # written by someone else
+        log.warning("%s: ignoring an unreadable stored refinement: %s", batch_id, error)
+        return None
+    return poses, corrections
 
 
 def refine_poses(services: Services, frames: list[Frame], result: BatchResult) -> list[Frame]:
@@ -324,15 +363,27 @@ def refine_poses(services: Services, frames: list[Frame], result: BatchResult) -
 
     Only drone frames take part (vehicle frames barely overlap on the ground); each is decoded
     once at ≤ 1000 px for it. Corrections go to ``result.refinement``; a frame that cannot be
-    read is left as it is (the detect stage reports it).
+    read is left as it is (the detect stage reports it). The refined poses are stored
+    (:func:`refinement_key`) with a digest of their inputs; a re-run over the same frames reads
+    them back instead (``result.refinement_reused``).
     """
+    from dataclasses import asdict, replace
+
     from xunjian.inspect.decode import decode_image
     from xunjian.inspect.refine import refine_flight
 
     drone = [f for f in frames if f.platform is Platform.DRONE and f.georeferenceable]
     if len(drone) < 2:
         return frames
+    batch_id = drone[0].batch_id
+    digest = _refine_input(drone)
+    stored = _stored_refinement(services, batch_id, digest)
+    if stored is not None:
+        poses, result.refinement = stored
+        result.refinement_reused = True
+        return [replace(f, pose=poses[f.key]) if f.key in poses else f for f in frames]
     max_pixels = services.settings.max_image_pixels
+    unreadable: list[str] = []
 
     def pixels(frame: Frame) -> Any:
         scale = min(1.0, REFINE_WORK_PX / max(frame.width, frame.height, 1))
@@ -344,11 +395,24 @@ def refine_poses(services: Services, frames: list[Frame], result: BatchResult) -
         except (InputError, StorageError):
             import numpy as np
 
+            unreadable.append(frame.key)
             return np.zeros((8, 8), dtype=np.uint8)  # no features: the frame stays unchecked
 
     report = refine_flight(drone, pixels, work_px=REFINE_WORK_PX)
     result.refinement = [c for c in report.corrections if c[1] != "unchecked"]
     refined = {f.key: f for f in report.frames}
+    if not unreadable:  # a frame that could not be read this time may be readable next time
+        body = {
+            "format": REFINE_FORMAT,
+            "input": digest,
+            "poses": {k: asdict(f.pose) for k, f in refined.items() if f.pose is not None},
+            "corrections": [list(c) for c in result.refinement],
+        }
+        services.store.put_bytes(
+            refinement_key(batch_id),
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            content_type="application/json",
+        )
     return [refined.get(f.key, f) for f in frames]
 
 
@@ -421,6 +485,7 @@ def batch_summary(result: BatchResult) -> dict[str, Any]:
         "detections_not_placed": len(result.not_placed),
         "stage_seconds": result.timings,
         "poses_corrected": [{"frame": k, "what": w, "why": y} for k, w, y in result.refinement],
+        "poses_reused": result.refinement_reused,
         "issues_new": len(fusion.new) if fusion else 0,
         "issues_updated": len(fusion.updated) if fusion else 0,
         "verification": outcomes,

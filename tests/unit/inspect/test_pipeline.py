@@ -22,7 +22,7 @@ from xunjian.core.geo import en_to_latlon, latlon_to_en
 from xunjian.core.issues import IssueStatus
 from xunjian.core.records import CameraIntrinsics, CameraPose
 from xunjian.datasets.flightgen import encode_jpeg, lawnmower_poses
-from xunjian.inspect.pipeline import Services, run_folder
+from xunjian.inspect.pipeline import Services, process_batch, refinement_key, run_folder
 from xunjian.models.detector import Detector, DetectorSet
 from xunjian.settings import Settings
 
@@ -152,7 +152,7 @@ def test_flights_become_one_issue_per_target_and_later_flights_verify(
 
 
 def test_process_corrects_drone_yaw_flipped_by_180_degrees(
-    tmp_path: Path, settings: Settings, squares_set: DetectorSet
+    tmp_path: Path, settings: Settings, squares_set: DetectorSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
@@ -178,9 +178,28 @@ def test_process_corrects_drone_yaw_flipped_by_180_degrees(
     services = Services.open(settings)
     try:
         _, result = run_folder(services, folder, detectors=squares_set, out_dir=tmp_path / "o")
+        assert not result.refinement_reused
+        fixed = {k.rsplit("/", 1)[-1] for k, what, _ in result.refinement if what == "yaw +180°"}
+        assert fixed == bad
+        summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+        assert {c["frame"].rsplit("/", 1)[-1] for c in summary["poses_corrected"]} >= bad
+
+        # a re-run reads the refined poses back: refinement itself must not run again
+        def no_refining(*args: object, **kwargs: object) -> None:
+            raise AssertionError("refinement ran again")
+
+        monkeypatch.setattr("xunjian.inspect.refine.refine_flight", no_refining)
+        again = process_batch(services, result.batch_id, detectors=squares_set,
+                              out_dir=tmp_path / "o2")  # fmt: skip
+        assert again.refinement_reused and again.refinement == result.refinement
+        assert [o.lat for o in again.observations] == [o.lat for o in result.observations]
+        assert json.loads((tmp_path / "o2" / "summary.json").read_text())["poses_reused"]
+
+        # an unreadable stored copy is ignored, not trusted: refinement runs again
+        monkeypatch.undo()
+        services.store.put_bytes(refinement_key(result.batch_id), b"{not json")
+        third = process_batch(services, result.batch_id, detectors=squares_set,
+                              out_dir=tmp_path / "o3")  # fmt: skip
+        assert not third.refinement_reused and third.refinement == result.refinement
     finally:
         services.close()
-    fixed = {key.rsplit("/", 1)[-1] for key, what, _ in result.refinement if what == "yaw +180°"}
-    assert fixed == bad
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert {c["frame"].rsplit("/", 1)[-1] for c in summary["poses_corrected"]} >= bad
