@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Zone of capture times that carry no offset (most drone EXIF clocks).",
     )
 
+    areas_file: Path | None = Field(
+        default=None,
+        description="GeoJSON FeatureCollection of named areas (districts 区, streets 街道, grid"
+        " cells 网格; Polygons/MultiPolygons with a 'name'): 评价 figures are also given per area.",
+    )
+
     # -- case system (cases/: connectors, outbox, status sync; see docs/cases.md) --
     case_system: Literal["file", "open311", "webhook"] = Field(
         default="file", description="Where issues become cases: file sink, Open311, webhook."

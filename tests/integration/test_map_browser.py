@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.db import in_ci
-from tests.fixtures.service import painted_flight, squares_detectors
+from tests.fixtures.service import painted_flight, squares_detectors, truth_latlon
 from xunjian.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,6 +53,8 @@ def browser_path() -> Path:
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A processed flight behind a real uvicorn on loopback: (base URL, a reader's key)."""
+    import json
+
     import uvicorn
 
     from xunjian.inspect.pipeline import Services, run_folder
@@ -60,7 +62,14 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
     from xunjian.service.processing import InlineRunner
 
     port = _free_port()
-    config = settings.model_copy(update={"port": port})
+    lat, lon = truth_latlon("A")
+    ring = [[lon - 0.01, lat - 0.01], [lon + 0.01, lat - 0.01], [lon + 0.01, lat + 0.01],
+            [lon - 0.01, lat + 0.01], [lon - 0.01, lat - 0.01]]  # fmt: skip
+    areas = tmp_path / "districts.geojson"
+    areas.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "渝中区"},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))  # fmt: skip
+    config = settings.model_copy(update={"port": port, "areas_file": areas})
     services = Services.open(config)
     run_folder(services, painted_flight(tmp_path / "flight"), batch_id="map-test",
                detectors=squares_detectors())  # fmt: skip
@@ -114,6 +123,19 @@ def test_the_map_shows_issues_and_their_evidence(
             }
             page.wait_for_selector("body[data-footprints]", timeout=15_000)  # loaded after
             assert page.locator("polygon.footprint").count() == 4
+            # 评价 for the view: per class, the total, and per configured district
+            page.wait_for_selector("#evaluation[data-found='3']", timeout=15_000)
+            total = page.locator("#evaluation-table tr[data-row=all] td").all_inner_texts()
+            assert total[:2] == ["合计", "3"]
+            assert (
+                page.locator("#evaluation-table tr[data-row=pothole]").count()
+                + page.locator(
+                    "#evaluation-table tr[data-row^=long], #evaluation-table tr[data-row$=crack]"
+                ).count()
+                >= 1
+            )
+            district = page.locator("#evaluation-areas tr[data-row='area:渝中区'] td")
+            assert district.all_inner_texts()[:2] == ["渝中区", "3"]
             page.screenshot(path=str(ARTIFACTS / "map.png"))
 
             issue_id = issues.first.get_attribute("data-issue-id")
@@ -130,6 +152,7 @@ def test_the_map_shows_issues_and_their_evidence(
 
             page.click("#lang-toggle")
             assert page.locator("#top h1").inner_text() == "Risk map"
+            assert page.locator("#evaluation-table tr[data-row=all] td").first.inner_text() == "All"
             page.click("#view-toggle")
             assert page.locator("#heat").is_visible()
             page.screenshot(path=str(ARTIFACTS / "map-heat-en.png"))

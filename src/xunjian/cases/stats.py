@@ -13,7 +13,12 @@ and counts, per class and overall:
   fixed within ``within_days`` of closing (None when nothing was closed);
   ``awaiting_verification`` — closed issues neither verified nor recurred yet.
 
-The service (``GET /api/v1/stats``) and ``xunjian cases stats`` call it; the result is JSON-able.
+With ``areas`` (the configured districts / grid cells, :mod:`xunjian.core.areas`) the same
+figures come per area too (``by_area``, in the file's order; issues outside every area under
+:data:`~xunjian.core.areas.OUTSIDE`), each with its own per-class split.
+
+The service (``GET /api/v1/stats``, the map page) and ``xunjian cases stats`` call it; the
+result is JSON-able.
 
 May import: SQLAlchemy, ``xunjian.core``, ``xunjian.errors`` and ``xunjian.storage``.
 """
@@ -28,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from xunjian.core.areas import OUTSIDE, AreaMap
 from xunjian.core.issues import OPEN_STATUSES, IssueStatus
 from xunjian.core.taxonomy import BY_NAME
 from xunjian.errors import InputError
@@ -78,11 +84,13 @@ def evaluation_stats(
     within_days: int = 7,
     area: tuple[float, float, float, float] | None = None,
     since: datetime | None = None,
+    areas: AreaMap | None = None,
 ) -> dict[str, Any]:
-    """评价 figures per class and overall; ``area`` is (min lon, min lat, max lon, max lat)."""
+    """评价 figures per class and overall (and per area with ``areas``); ``area`` is a bbox
+    filter, (min lon, min lat, max lon, max lat)."""
     if within_days < 0:
         raise InputError(f"expected within_days ≥ 0, got {within_days}", source="stats")
-    query = select(ISSUES.c.id, ISSUES.c.class_name, ISSUES.c.status)
+    query = select(ISSUES.c.id, ISSUES.c.class_name, ISSUES.c.status, ISSUES.c.lon, ISSUES.c.lat)
     if area is not None:
         lon0, lat0, lon1, lat1 = area
         if not (lon0 <= lon1 and lat0 <= lat1):
@@ -107,22 +115,42 @@ def evaluation_stats(
             reached[e.issue_id].setdefault(IssueStatus(e.to_status), e.at)
     overall = _Tally()
     by_class: defaultdict[str, _Tally] = defaultdict(_Tally)
+    by_area: defaultdict[str, _Tally] = defaultdict(_Tally)
+    by_area_class: defaultdict[tuple[str, str], _Tally] = defaultdict(_Tally)
     window = timedelta(days=within_days)
     for row in rows:
         status = IssueStatus(row.status)
         times = reached.get(row.id, {})
         seen = set(times) | {status}
-        for tally in (overall, by_class[row.class_name]):
+        tallies = [overall, by_class[row.class_name]]
+        if areas is not None:
+            name = areas.locate(float(row.lon), float(row.lat))
+            tallies += [by_area[name], by_area_class[name, row.class_name]]
+        for tally in tallies:
             _count(tally, status, seen, times, window)
-    return {
+    out: dict[str, Any] = {
         "within_days": within_days,
         "area": list(area) if area else None,
         "since": since.isoformat() if since else None,
         "overall": overall.as_dict(),
-        "by_class": {
-            name: {"zh": BY_NAME[name].zh, "en": BY_NAME[name].en, **by_class[name].as_dict()}
-            for name in sorted(by_class)
-        },
+        "by_class": _classes(by_class),
+    }
+    if areas is not None:
+        order = [n for n in [*areas.names, OUTSIDE] if n in by_area]
+        out["by_area"] = {
+            name: {
+                **by_area[name].as_dict(),
+                "by_class": _classes({c: t for (a, c), t in by_area_class.items() if a == name}),
+            }
+            for name in order
+        }
+    return out
+
+
+def _classes(tallies: dict[str, _Tally]) -> dict[str, Any]:
+    return {
+        name: {"zh": BY_NAME[name].zh, "en": BY_NAME[name].en, **tallies[name].as_dict()}
+        for name in sorted(tallies)
     }
 
 

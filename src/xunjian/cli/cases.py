@@ -14,6 +14,7 @@ import json
 import signal
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -209,30 +210,51 @@ def stats(
     since: Annotated[
         str | None, typer.Option(help="issues first seen since (ISO date; UTC if no zone)")
     ] = None,
+    areas: Annotated[
+        Path | None,
+        typer.Option(help="GeoJSON of named areas (default: XUNJIAN_AREAS_FILE): per-area rows"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """评价: found, published, closed, verified fixed, recurred, time to close — per class."""
+    """评价: found, published, closed, verified fixed, recurred, time to close — per class
+    (and per area, with --areas or XUNJIAN_AREAS_FILE)."""
     from xunjian.cases.stats import evaluation_stats
     from xunjian.cli.issues import parse_bbox
+    from xunjian.core.areas import load_areas
+    from xunjian.settings import get_settings
 
     try:
         area = parse_bbox(bbox) if bbox else None
         start = datetime.fromisoformat(since) if since else None
         if start is not None and start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
+        areas_file = areas or get_settings().areas_file
+        area_map = load_areas(areas_file) if areas_file else None
         with _store() as store:
-            figures = evaluation_stats(store, within_days=days, area=area, since=start)
+            figures = evaluation_stats(
+                store, within_days=days, area=area, since=start, areas=area_map
+            )
     except ValueError as exc:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(figures, ensure_ascii=False, indent=2))
         return
-    columns = ("found", "published", "closed", "verified_fixed", "recurred", "rejected")
-    table = Table(title=f"评价 (verified within {days} days)")
-    for column in ("class", *columns, "median h to close", f"verified ≤ {days} d"):
-        table.add_column(column)
     rows = [(f"{n} {v['zh']}", v) for n, v in figures["by_class"].items()]
-    for name, v in [*rows, ("all", figures["overall"])]:
+    title = f"评价 (verified within {days} days)"
+    console.print(_evaluation_table(title, "class", [*rows, ("all", figures["overall"])], days))
+    if "by_area" in figures:
+        rows = list(figures["by_area"].items())
+        console.print(_evaluation_table("评价 per area", "area", rows, days))
+
+
+def _evaluation_table(
+    title: str, first: str, rows: list[tuple[str, dict[str, Any]]], days: int
+) -> Table:
+    columns = ("found", "published", "closed", "verified_fixed", "recurred", "rejected")
+    table = Table(title=title)
+    for column in (first, *columns, "median h to close", f"verified ≤ {days} d"):
+        table.add_column(column)
+    for name, v in rows:
         share = v["share_verified_within_days"]
         table.add_row(
             name,
@@ -240,7 +262,7 @@ def stats(
             "—" if v["median_hours_to_close"] is None else str(v["median_hours_to_close"]),
             "—" if share is None else f"{share:.0%}",
         )
-    console.print(table)
+    return table
 
 
 @cases_app.command()

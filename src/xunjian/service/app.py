@@ -129,6 +129,9 @@ def _state(
     detectors: DetectorSet | Callable[[], DetectorSet] | None,
     runner: Runner | None,
 ) -> ServiceState:
+    from xunjian.core.areas import load_areas
+
+    areas = load_areas(settings.areas_file) if settings.areas_file else None  # bad file: no start
     if owns and isinstance(services.store, LocalStore):
         # presigned URLs of the local store point at this service
         services.store.base_url = (
@@ -150,6 +153,7 @@ def _state(
     chosen.start(processor.process)
     state = ServiceState(settings, services, keys, board, processor, chosen, metrics, owns)
     state.case_loop = _open_case_loop(services)
+    state.areas = areas
     return state
 
 

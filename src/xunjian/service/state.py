@@ -18,6 +18,7 @@ from xunjian.storage.apikeys import KeyStore
 
 if TYPE_CHECKING:
     from xunjian.cases.loop import CaseLoop
+    from xunjian.core.areas import AreaMap
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ServiceState:
     metrics: ServiceMetrics
     owns_services: bool = False
     case_loop: CaseLoop | None = None
+    areas: AreaMap | None = None  # settings.areas_file, read once at start
     closed: bool = field(default=False, init=False)
 
     def enqueue(self, batch_id: str) -> bool:

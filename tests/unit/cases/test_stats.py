@@ -81,3 +81,39 @@ def test_the_loop_is_counted_per_class_and_overall(database_url: str) -> None:
             evaluation_stats(store, area=(1.0, 1.0, 0.0, 0.0))
         with pytest.raises(InputError, match="within_days"):
             evaluation_stats(store, within_days=-1)
+
+
+def _square(name: str, lon0: float, lat0: float, lon1: float, lat1: float) -> dict:
+    ring = [[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]
+    return {"type": "Feature", "properties": {"name": name},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}  # fmt: skip
+
+
+def test_figures_come_per_configured_area_too(database_url: str) -> None:
+    from xunjian.core.areas import OUTSIDE, parse_areas
+
+    lat, lon = ORIGIN
+    with IssueStore(database_url, clock=Clock(T0)) as store:
+        west = store.record_batch("B1", grid_flight("B1", 4)).new
+        east = store.record_batch(
+            "B2", grid_flight("B2", 2, cls="garbage_pile", offset=(500.0, 0.0))
+        ).new
+        store.set_status(west[0], S.PUBLISHED, source="file")
+        both = parse_areas({"type": "FeatureCollection", "features": [
+            _square("渝中区", lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002),
+            _square("江北区", lon + 0.002, lat - 0.002, lon + 0.01, lat + 0.002),
+        ]})  # fmt: skip
+        stats = evaluation_stats(store, areas=both)
+        json.dumps(stats)
+        assert list(stats["by_area"]) == ["渝中区", "江北区"]
+        yuzhong, jiangbei = stats["by_area"]["渝中区"], stats["by_area"]["江北区"]
+        assert (yuzhong["found"], yuzhong["published"]) == (len(west), 1)
+        assert set(yuzhong["by_class"]) == {"pothole"}
+        assert jiangbei["found"] == len(east) and set(jiangbei["by_class"]) == {"garbage_pile"}
+        assert jiangbei["by_class"]["garbage_pile"]["zh"] == "暴露垃圾"
+
+        only_west = parse_areas({"type": "FeatureCollection", "features": [
+            _square("渝中区", lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)]})  # fmt: skip
+        split = evaluation_stats(store, areas=only_west)["by_area"]
+        assert list(split) == ["渝中区", OUTSIDE] and split[OUTSIDE]["found"] == len(east)
+        assert "by_area" not in evaluation_stats(store)

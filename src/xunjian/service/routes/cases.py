@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from xunjian.errors import CaseSystemError
-from xunjian.service.deps import CasePlatform, Issues, Reviewer, SettingsDep
+from xunjian.service.deps import CasePlatform, Issues, Reviewer, SettingsDep, State
 from xunjian.service.routes.issues import as_utc, feature, parse_bbox
 from xunjian.storage.issues import IssueStore
 
@@ -57,6 +57,7 @@ def _apply(apply: Any, issues: IssueStore, body: bytes) -> Any:
 def evaluation(
     key: Reviewer,
     issues: Issues,
+    state: State,
     within_days: Annotated[int, Query(ge=1, le=3650, description="verified within N days")] = 7,
     bbox: Annotated[
         str | None, Query(max_length=200, description="minLon,minLat,maxLon,maxLat")
@@ -64,9 +65,14 @@ def evaluation(
     since: Annotated[datetime | None, Query(description="issues first seen at or after")] = None,
 ) -> Any:
     """评价 statistics per category and area: found, published, closed, verified fixed,
-    recurred, median time to close, share verified within ``within_days``."""
+    recurred, median time to close, share verified within ``within_days``; per configured area
+    too (``by_area``, when ``XUNJIAN_AREAS_FILE`` names the districts)."""
     from xunjian.cases.stats import evaluation_stats
 
     return evaluation_stats(
-        issues, within_days=within_days, area=parse_bbox(bbox), since=as_utc(since, "since")
+        issues,
+        within_days=within_days,
+        area=parse_bbox(bbox),
+        since=as_utc(since, "since"),
+        areas=state.areas,
     )

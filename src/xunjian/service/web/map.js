@@ -7,8 +7,12 @@
  * The API key comes from the key field (kept in localStorage) or once from `/?key=…` (then
  * removed from the address bar).
  *
+ * 评价: the figures of `/stats` for the issues in view (per class; per district when the
+ * service has `XUNJIAN_AREAS_FILE`), shown to keys that may read them.
+ *
  * Test hooks: every issue is `circle.issue[data-issue-id]`; the panel carries
- * `data-issue-id`; `body[data-state]` is `loading`, `ready`, `nokey` or `error`.
+ * `data-issue-id`; `body[data-state]` is `loading`, `ready`, `nokey` or `error`;
+ * `#evaluation[data-found]` is the 评价 total once loaded, its rows `tr[data-row]`.
  */
 (function () {
   "use strict";
@@ -49,7 +53,9 @@
       denied: "密钥无效或无权限", failed: "加载失败", class: "类别", conf: "置信度",
       sigma: "定位误差", seen: "发现时间", last: "最近发现", obs: "观测次数", batches: "批次",
       place_prompt: "正确位置 (纬度,经度):", sent: "已提交反馈", no_evidence: "无证据图像",
-      pick_place: "请在地图上点击正确位置"
+      pick_place: "请在地图上点击正确位置", evaluation: "评价 (当前视野)", found: "发现",
+      closed_n: "结案", fixed_n: "核查修复", recurred_n: "复发", hours: "结案时长(中位,小时)",
+      in_days: "{d}天内核查", total: "合计", area: "区域", outside: "区域外"
     },
     en: {
       title: "Risk map", key: "API key", save: "Save", heatmap: "Heat map", points: "Points",
@@ -62,7 +68,10 @@
       failed: "Loading failed", class: "Class", conf: "Confidence", sigma: "Position σ",
       seen: "First seen", last: "Last seen", obs: "Observations", batches: "Batches",
       place_prompt: "Right place (lat,lon):", sent: "Feedback sent",
-      no_evidence: "No evidence image", pick_place: "Click the right place on the map"
+      no_evidence: "No evidence image", pick_place: "Click the right place on the map",
+      evaluation: "Evaluation (in view)", found: "Found", closed_n: "Closed",
+      fixed_n: "Verified fixed", recurred_n: "Recurred", hours: "Median h to close",
+      in_days: "Verified ≤ {d} d", total: "All", area: "Area", outside: "Outside areas"
     }
   };
   var LIMIT = 5000;
@@ -355,12 +364,66 @@
         render();
         setStatus(t("shown", { n: state.issues.length }) + (body.next ? " " + t("more", { n: LIMIT }) : ""));
         document.body.dataset.state = "ready";
+        loadEvaluation(ticket);
       })
       .catch(function (e) {
         if (ticket !== state.request) { return; }
         setStatus(e.message || String(e), true);
         document.body.dataset.state = e.status === 401 || e.status === 403 ? "nokey" : "error";
       });
+  }
+
+  /* 评价: found / closed / verified fixed / recurred / time to close, for the view */
+
+  function loadEvaluation(ticket) {
+    var q = new URLSearchParams();
+    if (state.fitted) { q.set("bbox", viewBbox().map(function (x) { return x.toFixed(6); }).join(",")); }
+    if ($("since-filter").value) { q.set("since", $("since-filter").value + "T00:00:00+08:00"); }
+    api("/stats?" + q.toString()).then(function (r) { return r.json(); }).then(function (body) {
+      if (ticket !== state.request) { return; }
+      state.evaluation = body;
+      drawEvaluation();
+    }).catch(function () { $("evaluation").hidden = true; /* a key without 评价 access */ });
+  }
+
+  function evaluationTable(table, first, rows, days) {
+    var head = [first, t("found"), t("closed_n"), t("fixed_n"), t("recurred_n"), t("hours"), t("in_days", { d: days })];
+    var thead = document.createElement("thead"), tr = document.createElement("tr");
+    head.forEach(function (h) { var th = document.createElement("th"); th.textContent = h; tr.appendChild(th); });
+    thead.appendChild(tr);
+    var tbody = document.createElement("tbody");
+    rows.forEach(function (r) {
+      var v = r.values, row = document.createElement("tr");
+      row.dataset.row = r.key;
+      if (r.total) { row.className = "total"; }
+      var share = v.share_verified_within_days;
+      [r.label, v.found, v.closed, v.verified_fixed, v.recurred,
+       v.median_hours_to_close === null ? "—" : v.median_hours_to_close,
+       share === null ? "—" : Math.round(share * 100) + "%"].forEach(function (x) {
+        var td = document.createElement("td"); td.textContent = String(x); row.appendChild(td);
+      });
+      tbody.appendChild(row);
+    });
+    table.replaceChildren(thead, tbody);
+    table.hidden = rows.length === 0;
+  }
+
+  function drawEvaluation() {
+    var body = state.evaluation;
+    if (!body) { return; }
+    var rows = Object.keys(body.by_class).map(function (name) {
+      var v = body.by_class[name];
+      return { key: name, label: state.lang === "en" ? v.en : v.zh, values: v };
+    });
+    rows.push({ key: "all", label: t("total"), values: body.overall, total: true });
+    evaluationTable($("evaluation-table"), t("class"), rows, body.within_days);
+    var areas = body.by_area ? Object.keys(body.by_area).map(function (name) {
+      var label = name === "(outside every area)" ? t("outside") : name;
+      return { key: "area:" + name, label: label, values: body.by_area[name] };
+    }) : [];
+    evaluationTable($("evaluation-areas"), t("area"), areas, body.within_days);
+    $("evaluation").hidden = false;
+    $("evaluation").dataset.found = String(body.overall.found);
   }
 
   function loadBatches() {
@@ -648,6 +711,7 @@
       l.querySelector(".name").textContent = statusName(l.dataset.status);
     });
     document.title = t("title") + " · xunjian";
+    drawEvaluation();
   }
 
   function start() {
