@@ -54,8 +54,8 @@
       sigma: "定位误差", seen: "发现时间", last: "最近发现", obs: "观测次数", batches: "批次",
       place_prompt: "正确位置 (纬度,经度):", sent: "已提交反馈", no_evidence: "无证据图像",
       pick_place: "请在地图上点击正确位置", evaluation: "评价 (当前视野)", found: "发现",
-      closed_n: "结案", fixed_n: "核查修复", recurred_n: "复发", hours: "结案时长(中位,小时)",
-      in_days: "{d}天内核查", total: "合计", area: "区域", outside: "区域外"
+      closed_n: "结案", fixed_n: "修复", recurred_n: "复发", hours: "时长h",
+      in_days: "{d}天核查", total: "合计", area: "区域", outside: "区域外"
     },
     en: {
       title: "Risk map", key: "API key", save: "Save", heatmap: "Heat map", points: "Points",
@@ -70,8 +70,8 @@
       place_prompt: "Right place (lat,lon):", sent: "Feedback sent",
       no_evidence: "No evidence image", pick_place: "Click the right place on the map",
       evaluation: "Evaluation (in view)", found: "Found", closed_n: "Closed",
-      fixed_n: "Verified fixed", recurred_n: "Recurred", hours: "Median h to close",
-      in_days: "Verified ≤ {d} d", total: "All", area: "Area", outside: "Outside areas"
+      fixed_n: "Fixed", recurred_n: "Back", hours: "h", in_days: "≤{d}d", total: "All",
+      area: "Area", outside: "Outside areas"
     }
   };
   var LIMIT = 5000;
@@ -388,8 +388,14 @@
 
   function evaluationTable(table, first, rows, days) {
     var head = [first, t("found"), t("closed_n"), t("fixed_n"), t("recurred_n"), t("hours"), t("in_days", { d: days })];
+    var tips = ["", "", "", "verified fixed", "recurred", "median hours from published to closed",
+                "share of the closed verified fixed within " + days + " days"];
     var thead = document.createElement("thead"), tr = document.createElement("tr");
-    head.forEach(function (h) { var th = document.createElement("th"); th.textContent = h; tr.appendChild(th); });
+    head.forEach(function (h, i) {
+      var th = document.createElement("th"); th.textContent = h;
+      if (tips[i]) { th.title = tips[i]; }
+      tr.appendChild(th);
+    });
     thead.appendChild(tr);
     var tbody = document.createElement("tbody");
     rows.forEach(function (r) {
