@@ -22,6 +22,11 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 SEEDS="1 2 3 4 5 6 7 8"
 HOLDOUT_SEEDS="101 102"  # synthetic val only, never trained on
+# The synthetic flights are 30 m over ground with the "small" camera (fx 727 px): 0.041 m/px.
+# `synth export-yolo` cuts 640 px tiles and training sees them at 320 px, so the network
+# learns aerial targets at ~0.08 m/px: the card records it, and detection decodes near-nadir
+# frames at that ground sampling (inspect/detect.py, "The models' own scale").
+GSD_M=0.08
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
@@ -105,7 +110,7 @@ EOF
     extra=(--synthetic-val "$WORK/data/illegal_dumping_synthval/data.yaml")
   fi
   "$XJ" train "$det" --data "$WORK/data/$det/data.yaml" --out "$WORK/$det/run" \
-    --imgsz "${IMGSZ[$det]}" --ship-only "${extra[@]}" \
+    --imgsz "${IMGSZ[$det]}" --ship-only "${extra[@]}" --gsd-m "$GSD_M" \
     --reproduce "scripts/train_defaults.sh all $det"
 }
 

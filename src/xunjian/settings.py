@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a batch waits for an unavailable object store or database.",
     )
+    detect_gsd_m: float | None = Field(
+        default=None,
+        gt=0,
+        le=10,
+        description="Ground sampling (m/px) near-nadir drone frames are decoded at for detection;"
+        " unset: the models' own (their cards' gsd_m). 0.001 forces full resolution. Boxes already"
+        " in the detection ledger for a model version are reused whatever this was.",
+    )
     refine_poses: bool = Field(
         default=True,
         description="Check and refine drone poses from the overlap of a batch's frames "

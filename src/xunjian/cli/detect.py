@@ -54,8 +54,9 @@ def detect(
     overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="tile overlap")] = 0.2,
     mode: Annotated[str, typer.Option(help="auto, tiles or full (no tiling)")] = "auto",
     scale: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="working scale: decode reduced")
-    ] = 1.0,
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="working scale: decode reduced (wins over --gsd)"),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="tiles per model call")] = 8,
     threads: Annotated[int | None, typer.Option(min=1, help="onnxruntime threads")] = None,
     pose: Annotated[
@@ -63,7 +64,11 @@ def detect(
     ] = True,
     gsd: Annotated[
         float | None,
-        typer.Option(min=0.0001, help="working ground sample distance, m/px (nadir photos)"),
+        typer.Option(
+            min=0.0001,
+            help="working ground sample distance, m/px, for near-nadir photos with a pose "
+            "(default: XUNJIAN_DETECT_GSD_M, else the models' own from their cards)",
+        ),
     ] = None,
 ) -> None:
     """Run the detectors on images and print what they find."""
@@ -85,8 +90,8 @@ def detect(
                 batch_size=batch,
                 mode=cast(Literal["auto", "tiles", "full"], mode),
             ),
-            working_scale=scale if gsd is None else None,
-            target_gsd_m=gsd,
+            working_scale=scale,
+            target_gsd_m=gsd if gsd is not None else get_settings().detect_gsd_m,
             max_pixels=get_settings().max_image_pixels,
         )
     except ValueError as exc:

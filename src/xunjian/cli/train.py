@@ -55,6 +55,15 @@ def train_command(
     reproduce: Annotated[
         str | None, typer.Option(help="command recorded in the card (default: this train command)")
     ] = None,
+    gsd_m: Annotated[
+        float | None,
+        typer.Option(
+            help="ground sampling (m/px) the model saw its aerial training tiles at; the card "
+            "records it and detection decodes near-nadir frames at it",
+            min=0.001,
+            max=10.0,
+        ),
+    ] = None,
 ) -> None:
     """Train one detector from scratch (CPU, offline); optionally ship it as ONNX + card."""
     from xunjian.errors import XunjianError
@@ -78,7 +87,7 @@ def train_command(
             )
             console.print(f"trained {result.epochs_done} epochs → {result.best_pt}")
         if ship or ship_only:
-            _ship(detector, data, out, imgsz, version, synthetic_val, weights_dir, reproduce)
+            _ship(detector, data, out, imgsz, version, synthetic_val, weights_dir, reproduce, gsd_m)
     except XunjianError as error:
         raise fail(error) from None
 
@@ -92,6 +101,7 @@ def _ship(
     synthetic_val: Path | None,
     weights_dir: Path,
     reproduce: str | None,
+    gsd_m: float | None,
 ) -> None:
     from xunjian.models.export import ship_model
 
@@ -105,6 +115,7 @@ def _ship(
         version=version,
         synthetic_val=synthetic_val,
         reproduce=reproduce or (shlex.join(argv) if argv else None),
+        gsd_m=gsd_m,
     )
     console.print(
         f"shipped {card['detector']} {card['version']} → {weights_dir / card['detector']}"

@@ -260,7 +260,9 @@ def _process_once(
         detectors, missing = load_available_detectors()
     result.detectors = {d.name: d.version for d in detectors}
     result.missing_detectors = missing
-    opts = options or DetectOptions(max_pixels=settings.max_image_pixels)
+    opts = options or DetectOptions(
+        max_pixels=settings.max_image_pixels, target_gsd_m=settings.detect_gsd_m
+    )
     with stage("refine"):
         refined = refine_poses(services, ingest.frames, result) if settings.refine_poses else None
     frames = refined or ingest.frames

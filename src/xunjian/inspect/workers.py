@@ -155,7 +155,9 @@ def detect_frames(batch_id: str, frame_keys: list[str], versions: dict[str, str]
     frames = [f for f in services.catalog.frames(batch_id) if f.key in wanted]
     missing = wanted - {f.key for f in frames}
     ledger = services.detections.load_batch(batch_id, versions)
-    options = DetectOptions(max_pixels=services.settings.max_image_pixels)
+    options = DetectOptions(
+        max_pixels=services.settings.max_image_pixels, target_gsd_m=services.settings.detect_gsd_m
+    )
     done = skipped = 0
     failed: list[list[str]] = [[k, "not in the catalog"] for k in sorted(missing)]
     for frame in frames:

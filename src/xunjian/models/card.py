@@ -115,8 +115,11 @@ def build_card(
     synthetic_eval: EvalResult | None = None,
     limitations: list[str] | None = None,
     created_at: datetime | None = None,
+    gsd_m: float | None = None,
 ) -> dict[str, Any]:
-    """The card.json content for the ONNX file at ``onnx_path``."""
+    """The card.json content for the ONNX file at ``onnx_path``; ``gsd_m`` is the ground
+    sampling (m/px) the model saw its aerial training images at, the detect stage's working
+    scale for near-nadir frames."""
     detector = Detector(detector)
     classes = classes_of(detector)
     manifest_classes = tuple(manifest.get("classes", classes))
@@ -126,7 +129,9 @@ def build_card(
             f"{detector.value} classes {list(classes)}"
         )
     onnx_path = Path(onnx_path)
-    return {
+    if gsd_m is not None and not 0 < gsd_m <= 10:
+        raise ConfigurationError(f"gsd_m: expected metres per pixel in (0, 10], got {gsd_m}")
+    card: dict[str, Any] = {
         "schema": CARD_SCHEMA,
         "detector": detector.value,
         "version": version,
@@ -144,6 +149,9 @@ def build_card(
         "created_at": (created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         "reproduce": reproduce,
     }
+    if gsd_m is not None:
+        card["gsd_m"] = gsd_m
+    return card
 
 
 def validate_card(card_dir: Path) -> dict[str, Any]:
@@ -209,6 +217,21 @@ def _metrics_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _working_scale(card: dict[str, Any]) -> list[str]:
+    if card.get("gsd_m") is None:
+        return []
+    return [
+        "## Working scale",
+        "",
+        f"Trained on aerial tiles seen at **{card['gsd_m']:g} m/px**: the detect stage decodes "
+        "near-nadir drone frames (pose and intrinsics known) at that ground sampling, so a "
+        "20 MP frame at 0.02 m/px runs at a quarter of its size. Oblique and vehicle frames, "
+        "and images without a pose, run at full resolution. Override with "
+        "`XUNJIAN_DETECT_GSD_M` or `xunjian detect --gsd`.",
+        "",
+    ]
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """MODEL_CARD.md for people: what it finds, on what data, how well, how to rebuild it."""
     metrics, data, training = card["metrics"], card["data"], card["training"]
@@ -224,6 +247,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         *[f"{i}. `{name}`" for i, name in enumerate(card["classes"])],
         "",
+        *_working_scale(card),
         "## Validation on real images",
         "",
     ]

@@ -39,6 +39,7 @@ class Detector:
     backend: Backend
     class_names: tuple[str, ...]
     version: str
+    gsd_m: float | None = None  # trained at this ground sampling (m/px); None: unknown
 
     def __post_init__(self) -> None:
         source = getattr(self.backend, "source", self.name)
@@ -114,6 +115,15 @@ class DetectorSet:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self._detectors)
+
+    @property
+    def gsd_m(self) -> float | None:
+        """The ground sampling to decode at for all of them: the finest any was trained at,
+        or None (full resolution) when one of them does not say."""
+        known = [d.gsd_m for d in self._detectors]
+        if any(g is None for g in known):
+            return None
+        return min(g for g in known if g is not None)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -215,6 +215,7 @@ def ship_model(
     version: str | None = None,
     synthetic_val: Path | None = None,
     reproduce: str | None = None,
+    gsd_m: float | None = None,
 ) -> dict[str, Any]:
     """Exports ``run_dir/weights/best.pt``, evaluates the ONNX, writes the card; returns it.
 
@@ -275,6 +276,7 @@ def ship_model(
         synthetic_eval=synthetic,
         limitations=_limitations(det.value, args, real, without_real),
         created_at=now,
+        gsd_m=gsd_m,
     )
     card["onnx"].update(
         opset=exported.opset,

@@ -59,6 +59,16 @@ class ModelCard:
     version: str | None = None
     classes: tuple[str, ...] | None = None
     imgsz: int | None = None
+    gsd_m: float | None = None  # the ground sampling (m/px) the model was trained at
+
+
+def check_gsd(value: Any, where: str) -> float | None:
+    """A card's ``gsd_m``: None, or a positive number of metres per pixel (≤ 10)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 10:
+        raise DetectorError(f"{where}: gsd_m: expected metres per pixel in (0, 10], got {value!r}")
+    return float(value)
 
 
 def read_card(path: Path) -> ModelCard:
@@ -80,7 +90,8 @@ def read_card(path: Path) -> ModelCard:
     version = raw.get("version")
     if version is not None and not isinstance(version, str):
         raise DetectorError(f"{path}: version: expected a string, got {version!r}")
-    return ModelCard(raw["detector"], version, tuple(classes) if classes else None, imgsz)
+    gsd_m = check_gsd(raw.get("gsd_m"), str(path))
+    return ModelCard(raw["detector"], version, tuple(classes) if classes else None, imgsz, gsd_m)
 
 
 def _sha256(path: Path) -> str:
@@ -126,10 +137,13 @@ def load_detector(
     backend: BackendName = "onnxruntime",
     imgsz: int | None = None,
     threads: int | None = None,
+    gsd_m: float | None = None,
 ) -> Detector:
     """A detector from a model file.
 
     ``classes`` default to the taxonomy's for ``detector``, else the names the model stores.
+    ``gsd_m`` (from the card) is the ground sampling the model was trained at: the detect
+    stage decodes near-nadir frames at it unless told otherwise.
 
     Raises DetectorError when the file is missing, unreadable or corrupt, or when the model's
     class count differs from ``classes``.
@@ -148,7 +162,7 @@ def load_detector(
             f"{path}: no class list for detector {detector!r}: it is not in the taxonomy and "
             "the model stores no names; give the classes"
         )
-    return Detector(detector, opened, names, version or f"{detector}@{digest[:12]}")
+    return Detector(detector, opened, names, version or f"{detector}@{digest[:12]}", gsd_m)
 
 
 def shipped_model_path(detector: str, weights_dir: Path | None = None) -> Path:
@@ -188,6 +202,7 @@ def load_default_set(
                 backend=backend,
                 imgsz=card.imgsz,
                 threads=threads,
+                gsd_m=card.gsd_m,
             )
         )
     return DetectorSet(loaded)

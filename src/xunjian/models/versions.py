@@ -52,7 +52,13 @@ from xunjian.models.promotion import (
     gate_from_evals,
     rollback_target,
 )
-from xunjian.models.registry import WEIGHTS_DIR, BackendName, load_default_set, load_detector
+from xunjian.models.registry import (
+    WEIGHTS_DIR,
+    BackendName,
+    check_gsd,
+    load_default_set,
+    load_detector,
+)
 from xunjian.storage.objectstore import ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
@@ -432,6 +438,7 @@ class ModelRegistry:
             backend=self.backend,
             imgsz=card.get("imgsz"),
             threads=self.threads,
+            gsd_m=check_gsd(card.get("gsd_m"), f"{detector}@{version} card"),
         )
 
     def active_set(self, detectors: Sequence[str] | None = None) -> DetectorSet:

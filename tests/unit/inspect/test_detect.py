@@ -99,6 +99,54 @@ def test_working_scale_from_gsd_and_target_size(blob_set: DetectorSet) -> None:
     assert result.decoded_size == (640, 480)
 
 
+def test_near_nadir_frames_run_at_the_models_own_ground_sampling() -> None:
+    from tests.fixtures.models import BlobBackend
+    from xunjian.models.detector import Detector
+
+    def toy(name: str, gsd: float | None) -> Detector:
+        return Detector(name, BlobBackend(), CLASSES, f"{name}@test", gsd)
+
+    nadir = frame_of(1280, 960, pitch=-90.0, height_m=60.0, f=3000.0)  # 0.02 m/px
+    oblique = frame_of(1280, 960, pitch=-10.0, height_m=2.0, f=900.0)
+    image = encode(noise(1280, 960), ".jpg")
+    trained_at_004 = DetectorSet([toy("a", 0.04), toy("b", 0.08)])
+    assert trained_at_004.gsd_m == 0.04  # the finest any of them needs
+    assert detect_frame(trained_at_004, image, frame=nadir).decoded_size == (640, 480)
+    assert detect_frame(trained_at_004, image, frame=oblique).decoded_size == (1280, 960)
+    assert detect_frame(trained_at_004, image).decoded_size == (1280, 960)  # no pose
+    # an explicit target or working scale wins; the models' own can be switched off
+    explicit = DetectOptions(target_gsd_m=0.08)
+    assert detect_frame(trained_at_004, image, frame=nadir, options=explicit).decoded_size == (
+        320,
+        240,
+    )
+    off = DetectOptions(use_model_gsd=False)
+    assert detect_frame(trained_at_004, image, frame=nadir, options=off).decoded_size == (1280, 960)
+    # a set with one detector that does not say runs at full resolution
+    unknown = DetectorSet([toy("a", 0.04), toy("b", None)])
+    assert unknown.gsd_m is None
+    assert detect_frame(unknown, image, frame=nadir).decoded_size == (1280, 960)
+
+
+def test_a_cards_gsd_reaches_the_loaded_detector(tmp_path: Path) -> None:
+    from xunjian.errors import DetectorError
+
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"detector": "road_damage", "gsd_m": 0.08}))
+    assert registry.read_card(card).gsd_m == 0.08
+    for bad in (0, -1, "0.08", True, 50):
+        card.write_text(json.dumps({"detector": "road_damage", "gsd_m": bad}))
+        with pytest.raises(DetectorError, match="gsd_m"):
+            registry.read_card(card)
+    shipped = registry.load_default_set(["road_damage"])
+    assert (
+        shipped.gsd_m
+        == registry.read_card(
+            registry.shipped_model_path("road_damage").with_name("card.json")
+        ).gsd_m
+    )
+
+
 def test_a_corrupt_frame_is_an_input_error_naming_it(tmp_path: Path, blob_set: DetectorSet) -> None:
     from xunjian.errors import InputError
 

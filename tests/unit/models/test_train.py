@@ -218,8 +218,10 @@ def test_ship_exports_dynamic_onnx_with_a_valid_card(trained: Run, tmp_path: Pat
         run_dir=trained.out,
         imgsz=SIZE,
         weights_dir=tmp_path,
+        gsd_m=0.08,
     )
     folder = tmp_path / "road_damage"
+    assert card["gsd_m"] == 0.08
     assert validate_card(folder)["sha256"] == card["sha256"]
     assert card["classes"] == list(CLASSES) and card["imgsz"] == SIZE
     # the version names the weights: the same day's retrain is a new version
@@ -241,6 +243,8 @@ def test_ship_exports_dynamic_onnx_with_a_valid_card(trained: Run, tmp_path: Pat
     assert (
         "No real validation data for: `pothole`" in markdown
         and "xunjian train road_damage" in markdown
+        and "## Working scale" in markdown
+        and "0.08 m/px" in markdown
     )
     assert _network == [], _network
 
