@@ -63,6 +63,7 @@ class BenchModel:
     imgsz: int
     source: str
     conf: float = 0.25
+    gsd_m: float | None = None  # the card's working ground sampling, when it has one
 
     def detector_set(self, backend: str) -> Any:
         from xunjian.models.detector import DetectorSet
@@ -88,6 +89,7 @@ class BenchModel:
             "detector": self.detector,
             "classes": list(self.classes),
             "imgsz": self.imgsz,
+            "gsd_m": self.gsd_m,
             "source": self.source,
         }
 
@@ -122,9 +124,14 @@ def _model_from_file(path: Path, source: str) -> BenchModel:
             break
     card = onnx.with_name("card.json")
     imgsz = backend.input_size[0]
+    gsd_m = None
     if card.is_file():
-        imgsz = int(json.loads(card.read_text(encoding="utf-8")).get("imgsz") or imgsz)
-    return BenchModel(onnx, pt if pt.is_file() else None, detector, names, imgsz, source)
+        raw = json.loads(card.read_text(encoding="utf-8"))
+        imgsz = int(raw.get("imgsz") or imgsz)
+        gsd_m = float(raw["gsd_m"]) if raw.get("gsd_m") else None
+    return BenchModel(
+        onnx, pt if pt.is_file() else None, detector, names, imgsz, source, gsd_m=gsd_m
+    )
 
 
 def resolve_model(model: Path | None, *, data_dir: Path, quick: bool = False) -> BenchModel:
