@@ -61,6 +61,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                   "images/s and recall on 20 MP frames vs SAHI sliced prediction"),
         Benchmark("backends", "xunjian.bench.detect", "bench_backends",
                   "ms/img and box agreement of onnxruntime vs ultralytics"),
+        Benchmark("detector-quality", "xunjian.bench.quality", "bench_detector_quality",
+                  "mAP50/mAP50-95/F1 per class on the real val split vs the previous model"),
         Benchmark("georef", "xunjian.bench.georef", None,
                   "georeferencing error (m) vs truth"),
         Benchmark("fusion", "xunjian.bench.fusion", None,
