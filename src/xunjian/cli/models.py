@@ -171,6 +171,15 @@ def register_command(
     ] = None,
     version: Annotated[str | None, typer.Option(help="version name (default: the card's)")] = None,
     by: ByOption = None,
+    gsd_m: Annotated[
+        float | None,
+        typer.Option(
+            help="ground sampling (m/px) it was trained at (default: the card's); detection "
+            "decodes near-nadir frames at it",
+            min=0.001,
+            max=10.0,
+        ),
+    ] = None,
 ) -> None:
     """Register a candidate model version with its card (immutable once stored)."""
     from xunjian.errors import XunjianError
@@ -180,13 +189,20 @@ def register_command(
             folder = _stage(path, detector, data, Path(work))
             registry = _registry()
             name, created = registry.register(
-                folder, detector=detector, version=version, by=_who(by)
+                folder, detector=detector, version=version, by=_who(by), gsd_m=gsd_m
             )
             card = registry.card(_card_detector(folder), name)
     except XunjianError as error:
         raise fail(error) from None
     state = "registered" if created else "already registered (same weights)"
     console.print(f"{card['detector']}@{name} {state}")
+    shipped = registry.shipped_card(str(card["detector"])) or {}
+    if card.get("gsd_m") is None and shipped.get("gsd_m") is not None:
+        console.print(
+            f"[yellow]note:[/yellow] this version names no working ground sampling (gsd_m): "
+            f"drone frames will be detected at full resolution; the shipped model runs at "
+            f"{shipped['gsd_m']} m/px (register with --gsd-m to set it)"
+        )
     typer.echo(f"{card['detector']}@{name}")
 
 

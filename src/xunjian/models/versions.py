@@ -236,14 +236,23 @@ class ModelRegistry:
     # -- registering -------------------------------------------------------------------
 
     def register(
-        self, folder: Path, *, detector: str | None = None, version: str | None = None, by: str = ""
+        self,
+        folder: Path,
+        *,
+        detector: str | None = None,
+        version: str | None = None,
+        by: str = "",
+        gsd_m: float | None = None,
     ) -> tuple[str, bool]:
         """Uploads ``folder`` (model.onnx + card.json) as a version; returns (version, created).
 
         The card is checked first (keys, classes, the ONNX file's SHA-256). ``version``
-        renames the card's version (MODEL_CARD.md is rendered again).
+        renames the card's version (MODEL_CARD.md is rendered again); ``gsd_m`` sets the
+        ground sampling the model was trained at (the detect stage's working scale).
         """
         card = validate_card(Path(folder))
+        if gsd_m is not None:
+            card["gsd_m"] = check_gsd(gsd_m, str(folder))
         name = str(card["detector"])
         if detector is not None and detector != name:
             raise InputError(

@@ -309,3 +309,15 @@ def test_registry_on_the_s3_test_server(
     shutil.rmtree(tmp_path / "cache")
     assert registry.rollback("road_damage").version is None
     assert list_models(s3_store, weights_dir=shipped)[0]["versions"][0]["version"] == "rd-s3"
+
+
+def test_a_registered_version_carries_its_working_ground_sampling(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    version, _ = registry.register(candidate(tmp_path, "rd-g", seed=4), gsd_m=0.08)
+    assert registry.card("road_damage", version)["gsd_m"] == 0.08
+    assert registry.load("road_damage", version).gsd_m == 0.08
+    plain, _ = registry.register(candidate(tmp_path, "rd-p", seed=5))
+    assert registry.load("road_damage", plain).gsd_m is None
+    with pytest.raises(DetectorError, match="gsd_m"):
+        registry.register(candidate(tmp_path, "rd-bad", seed=6), gsd_m=-1.0)
