@@ -27,6 +27,9 @@ HOLDOUT_SEEDS="101 102"  # synthetic val only, never trained on
 # learns aerial targets at ~0.08 m/px: the card records it, and detection decodes near-nadir
 # frames at that ground sampling (inspect/detect.py, "The models' own scale").
 GSD_M=0.08
+VEHICLE_NOTE="Its synthetic training tiles come from nadir drone surveys only: patrol-vehicle \
+(dashcam) views are not in its training data, and on the range's dashcam frames it finds almost \
+nothing (docs/benchmarks.md). Real ground-level photos (potholes, trash bags) are in it."
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
@@ -111,7 +114,7 @@ EOF
   fi
   "$XJ" train "$det" --data "$WORK/data/$det/data.yaml" --out "$WORK/$det/run" \
     --imgsz "${IMGSZ[$det]}" --ship-only "${extra[@]}" --gsd-m "$GSD_M" \
-    --reproduce "scripts/train_defaults.sh all $det"
+    --limitation "$VEHICLE_NOTE" --reproduce "scripts/train_defaults.sh all $det"
 }
 
 step="${1:-all}"; shift || true

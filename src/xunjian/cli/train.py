@@ -64,6 +64,10 @@ def train_command(
             max=10.0,
         ),
     ] = None,
+    limitation: Annotated[
+        list[str] | None,
+        typer.Option(help="a known limitation to state in the card (repeatable)"),
+    ] = None,
 ) -> None:
     """Train one detector from scratch (CPU, offline); optionally ship it as ONNX + card."""
     from xunjian.errors import XunjianError
@@ -87,7 +91,8 @@ def train_command(
             )
             console.print(f"trained {result.epochs_done} epochs → {result.best_pt}")
         if ship or ship_only:
-            _ship(detector, data, out, imgsz, version, synthetic_val, weights_dir, reproduce, gsd_m)
+            _ship(detector, data, out, imgsz, version, synthetic_val, weights_dir, reproduce, gsd_m,
+                  limitation or [])  # fmt: skip
     except XunjianError as error:
         raise fail(error) from None
 
@@ -102,6 +107,7 @@ def _ship(
     weights_dir: Path,
     reproduce: str | None,
     gsd_m: float | None,
+    limitations: list[str],
 ) -> None:
     from xunjian.models.export import ship_model
 
@@ -116,6 +122,7 @@ def _ship(
         synthetic_val=synthetic_val,
         reproduce=reproduce or (shlex.join(argv) if argv else None),
         gsd_m=gsd_m,
+        limitations=limitations,
     )
     console.print(
         f"shipped {card['detector']} {card['version']} → {weights_dir / card['detector']}"

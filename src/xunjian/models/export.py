@@ -216,6 +216,7 @@ def ship_model(
     synthetic_val: Path | None = None,
     reproduce: str | None = None,
     gsd_m: float | None = None,
+    limitations: list[str] | None = None,
 ) -> dict[str, Any]:
     """Exports ``run_dir/weights/best.pt``, evaluates the ONNX, writes the card; returns it.
 
@@ -274,7 +275,7 @@ def ship_model(
         reproduce=reproduce or train_command_line(det.value, args, run_dir),
         real_eval=real,
         synthetic_eval=synthetic,
-        limitations=_limitations(det.value, args, real, without_real),
+        limitations=[*_limitations(det.value, args, real, without_real), *(limitations or [])],
         created_at=now,
         gsd_m=gsd_m,
     )
