@@ -34,7 +34,10 @@ nothing (docs/benchmarks.md). Real ground-level photos (potholes, trash bags) ar
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
 declare -A EPOCHS=([road_damage]=35 [illegal_dumping]=25 [spoil_truck]=24)
-declare -A SUBSET=([road_damage]="500 300 60" [illegal_dumping]="700 250 40" [spoil_truck]="0 400 80")
+declare -A SUBSET=([road_damage]="500 300 60" [illegal_dumping]="700 250 40" [spoil_truck]="0 600 100")
+# Detectors that also learn from patrol-vehicle (dashcam) runs of the range. Those frames are
+# detected at full resolution, so their tiles are cut at the network input (320 px).
+VEHICLE_DETS="spoil_truck"
 
 data() {
   local det="$1" syn=()
@@ -44,8 +47,19 @@ data() {
       "$XJ" synth export-yolo "$WORK/synth/flight_s$s" --out "$WORK/synth/yolo_${det}_s$s" --detector "$det"
     syn+=(--synthetic "$WORK/synth/yolo_${det}_s$s")
   done
+  if [[ " $VEHICLE_DETS " == *" $det "* ]]; then
+    for s in $SEEDS; do vehicle "$det" "$s"; syn+=(--synthetic "$WORK/synth/yolo_${det}_vehicle_s$s"); done
+  fi
   "$XJ" datasets build "$det" --out "$WORK/data/$det" --resize tile --imgsz 640 \
     --data-root "$REAL" "${syn[@]}"
+}
+
+vehicle() {  # a patrol-vehicle run of world SEED, as 320 px YOLO tiles for DET
+  local det="$1" s="$2"
+  [ -d "$WORK/synth/vehicle_s$s" ] || "$XJ" synth vehicle --out "$WORK/synth/vehicle_s$s" --seed "$s"
+  [ -d "$WORK/synth/yolo_${det}_vehicle_s$s" ] ||
+    "$XJ" synth export-yolo "$WORK/synth/vehicle_s$s" --out "$WORK/synth/yolo_${det}_vehicle_s$s" \
+      --detector "$det" --tile 320
 }
 
 # Writes data/<det>/data_train.yaml; train = a seeded sample of the build's train images:
@@ -90,27 +104,29 @@ train() {
 
 ship() {
   local det="$1" extra=()
-  if [ "$det" = illegal_dumping ]; then
-    # construction_waste has no real val images: also measure on synthetic tiles from flights
-    # whose seeds were NOT used for training (the build puts every tile of its synthetic
-    # folders, the export's val split included, into train)
+  if [ "$det" != road_damage ]; then
+    # classes without real val images: also measure on synthetic tiles from flights (and
+    # vehicle runs) whose seeds were NOT used for training (the build puts every tile of its
+    # synthetic folders, the export's val split included, into train)
+    local folders=()
     for s in $HOLDOUT_SEEDS; do
       [ -d "$WORK/synth/flight_s$s" ] || "$XJ" synth flight --out "$WORK/synth/flight_s$s" --seed "$s"
       [ -d "$WORK/synth/yolo_${det}_s$s" ] ||
         "$XJ" synth export-yolo "$WORK/synth/flight_s$s" --out "$WORK/synth/yolo_${det}_s$s" --detector "$det"
+      folders+=("yolo_${det}_s$s")
+      if [[ " $VEHICLE_DETS " == *" $det "* ]]; then vehicle "$det" "$s"; folders+=("yolo_${det}_vehicle_s$s"); fi
     done
-    "$PY" - "$WORK" $HOLDOUT_SEEDS <<'EOF'
+    "$PY" - "$WORK" "$det" "${folders[@]}" <<'EOF'
 import sys, yaml
 from pathlib import Path
-work, seeds = Path(sys.argv[1]), sys.argv[2:]
-vals = [str(work / "synth" / f"yolo_illegal_dumping_s{s}" / "images" / split)
-        for s in seeds for split in ("train", "val")]
-names = yaml.safe_load((work / "data/illegal_dumping/data.yaml").read_text())["names"]
-out = work / "data/illegal_dumping_synthval"
+work, det, folders = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+vals = [str(work / "synth" / f / "images" / split) for f in folders for split in ("train", "val")]
+names = yaml.safe_load((work / f"data/{det}/data.yaml").read_text())["names"]
+out = work / f"data/{det}_synthval"
 out.mkdir(parents=True, exist_ok=True)
 (out / "data.yaml").write_text(yaml.safe_dump({"path": str(out), "train": vals, "val": vals, "nc": len(names), "names": names}))
 EOF
-    extra=(--synthetic-val "$WORK/data/illegal_dumping_synthval/data.yaml")
+    extra=(--synthetic-val "$WORK/data/${det}_synthval/data.yaml")
   fi
   "$XJ" train "$det" --data "$WORK/data/$det/data.yaml" --out "$WORK/$det/run" \
     --imgsz "${IMGSZ[$det]}" --ship-only "${extra[@]}" --gsd-m "$GSD_M" \
