@@ -30,6 +30,8 @@ GSD_M=0.08
 VEHICLE_NOTE="Its synthetic training tiles come from nadir drone surveys only: patrol-vehicle \
 (dashcam) views are not in its training data, and on the range's dashcam frames it finds almost \
 nothing (docs/benchmarks.md). Real ground-level photos (potholes, trash bags) are in it."
+VEHICLE_TRAINED_NOTE="Its training tiles come from the test range only: nadir drone surveys and \
+patrol-vehicle (dashcam) runs, rendered; no real photo of a spoil truck exists here yet."
 
 # detector → imgsz epochs batch train-subset (real, synthetic-with-target, background)
 declare -A IMGSZ=([road_damage]=320 [illegal_dumping]=320 [spoil_truck]=320)
@@ -128,9 +130,11 @@ out.mkdir(parents=True, exist_ok=True)
 EOF
     extra=(--synthetic-val "$WORK/data/${det}_synthval/data.yaml")
   fi
+  local note="$VEHICLE_NOTE"
+  [[ " $VEHICLE_DETS " == *" $det "* ]] && note="$VEHICLE_TRAINED_NOTE"
   "$XJ" train "$det" --data "$WORK/data/$det/data.yaml" --out "$WORK/$det/run" \
     --imgsz "${IMGSZ[$det]}" --ship-only "${extra[@]}" --gsd-m "$GSD_M" \
-    --limitation "$VEHICLE_NOTE" --reproduce "scripts/train_defaults.sh all $det"
+    --limitation "$note" --reproduce "scripts/train_defaults.sh all $det"
 }
 
 step="${1:-all}"; shift || true
