@@ -29,7 +29,7 @@ HOLDOUT_SEEDS="101 102"  # synthetic val only, never trained on
 GSD_M=0.08
 VEHICLE_NOTE="Its synthetic training tiles come from nadir drone surveys only: patrol-vehicle \
 (dashcam) views are not in its training data, and on the range's dashcam frames it finds almost \
-nothing (docs/benchmarks.md). Real ground-level photos (potholes, trash bags) are in it."
+nothing (docs/benchmarks.md). Its real photos (sources below) are ground-level or low-altitude."
 VEHICLE_TRAINED_NOTE="Its training tiles come from the test range only: nadir drone surveys and \
 patrol-vehicle (dashcam) runs, rendered; no real photo of a spoil truck exists here yet."
 
