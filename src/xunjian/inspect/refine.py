@@ -41,6 +41,7 @@ from xunjian.core.records import CameraIntrinsics, CameraPose, Frame
 from xunjian.inspect.georef import NEAR_NADIR_PITCH_DEG, frame_camera
 
 F64 = np.ndarray[Any, np.dtype[np.float64]]
+MAX_PAIR_POINTS = 300  # matched points kept per frame pair (evenly spread inliers)
 Correction = tuple[str, str, str]
 
 
@@ -97,7 +98,10 @@ def match_pair(
     _, mask = cv2.findHomography(pa, pb, cv2.RANSAC, 3.0)
     if mask is None or int(mask.sum()) < min_inliers:
         return None
-    keep = mask.ravel().astype(bool)
+    keep = np.flatnonzero(mask.ravel())
+    # every later use (disagreement medians, flip votes, the adjustment's rows) samples a
+    # pair's points; keeping a bounded, evenly spread subset bounds a flight's memory
+    keep = keep[:: max(1, len(keep) // MAX_PAIR_POINTS)][:MAX_PAIR_POINTS]
     return (pa[keep] + 0.5) / s_a, (pb[keep] + 0.5) / s_b
 
 
@@ -285,15 +289,19 @@ def refine_flight(
     flight = _Flight(frames, idx)
     pairs = _pairs(flight, min_overlap)
     feats: dict[int, tuple[Any, Any, float]] = {}
+    last_pair = {n: k for k, pair in enumerate(pairs) for n in pair}
     start = time.perf_counter()
     matches: list[PairMatch] = []
-    for i, j in pairs:
+    for k, (i, j) in enumerate(pairs):
         for n in (i, j):
             if n not in feats:
                 feats[n] = features(images(frames[n]), frames[n].width, work_px)
         found = match_pair(feats[i], feats[j])
         if found is not None:
             matches.append(PairMatch(i, j, *found))
+        for n in (i, j):  # a frame's features are dropped after its last pair: a survey holds
+            if last_pair[n] == k:  # about two legs of them at a time, not the whole flight
+                del feats[n]
     report.seconds_per_pair = (time.perf_counter() - start) / max(len(pairs), 1)
     report.pairs_used = len(matches)
     matched = {n for m in matches for n in (m.i, m.j)}
