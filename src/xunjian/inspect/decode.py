@@ -214,8 +214,14 @@ def decode_image(
     source: str | None = None,
     working_scale: float = 1.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    fit_long_side: int | None = None,
 ) -> DecodedImage:
-    """Decodes a frame once (see the module docstring); InputError names the file and reason."""
+    """Decodes a frame once (see the module docstring); InputError names the file and reason.
+
+    ``fit_long_side`` (with ``working_scale`` 1): the whole image will be shrunk to that long
+    side anyway (e.g. letterboxed into a network input), so it is decoded just that large —
+    libjpeg's reduced decoding does most of it.
+    """
     import cv2
 
     if isinstance(image, bytes):
@@ -241,6 +247,8 @@ def decode_image(
         problem = _jpeg_scan_problem(data, header.scan_offset)
         if problem:
             raise InputError(problem, source=name)
+    if fit_long_side is not None and working_scale == 1.0:
+        working_scale = min(1.0, fit_long_side / max(header.width, header.height))
     factor = reduction_for_scale(working_scale)
     flags = getattr(cv2, _REDUCED_FLAGS[factor]) | cv2.IMREAD_IGNORE_ORIENTATION
     try:

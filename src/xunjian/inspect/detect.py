@@ -229,7 +229,14 @@ def detect_frame(
     if scale is None and target is not None and frame is not None:
         gsd = frame_gsd_m(frame)
         scale = min(1.0, gsd / target) if gsd else None
+    # a frame that is never tiled is letterboxed whole into the network input: decode it no
+    # larger than that (a 4000×3000 JPEG at 1/8 by libjpeg, not whole and then resized)
+    whole = max(detectors.input_size) if opts.tiling.mode == "full" and scale is None else None
     decoded = decode_image(
-        image, source=source, working_scale=scale or 1.0, max_pixels=opts.max_pixels
+        image,
+        source=source,
+        working_scale=scale or 1.0,
+        max_pixels=opts.max_pixels,
+        fit_long_side=whole,
     )
     return detect_decoded(detectors, decoded, frame=frame, frame_key=frame_key, options=opts)

@@ -62,6 +62,24 @@ def test_boxes_come_back_in_original_pixels_from_a_reduced_decode(blob_set: Dete
     assert {d.class_name for d in result.detections} == {"square", "triangle"}
 
 
+def test_a_frame_detected_whole_is_decoded_no_larger_than_the_network_input() -> None:
+    from tests.fixtures.models import BlobBackend
+    from xunjian.models.detector import Detector
+
+    image = noise(1280, 960, seed=3)
+    truth = [draw_shape(image, 0, 400, 300, 160), draw_shape(image, 2, 1000, 700, 200)]
+    detectors = DetectorSet([Detector("toy", BlobBackend((320, 320)), CLASSES, "toy@test")])
+    whole = DetectOptions(tiling=TileConfig(mode="full"))
+    result = detect_frame(detectors, encode(image, ".jpg"), source="big.jpg", options=whole)
+    assert result.decoded_size == (320, 240)  # libjpeg at 1/4, not decoded whole
+    assert (result.width, result.height) == (1280, 960)
+    boxes = np.array([d.bbox_xyxy for d in result.detections])
+    assert len(boxes) == 2
+    assert (box_iou(boxes, np.array(truth, float)).max(axis=0) > 0.85).all()
+    tiled = detect_frame(detectors, encode(image, ".jpg"), options=DetectOptions())
+    assert tiled.decoded_size == (1280, 960) and tiled.tiles_run > 1  # tiles need every pixel
+
+
 def test_tiles_above_the_horizon_and_beyond_range_are_skipped(blob_set: DetectorSet) -> None:
     image = noise(640, 480, seed=2)
     sky = draw_shape(image, 0, 300, 40, 40)  # high above the horizon (row ≈ 205)
