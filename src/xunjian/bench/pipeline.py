@@ -115,11 +115,19 @@ def measure(mode: str, folder: Path, data_dir: Path) -> dict[str, Any]:
             "stage_seconds": result.timings,
         }
     elif mode == "detect":
+        from xunjian.inspect.metadata import extract_metadata
+
         found = 0
         for path in files:
+            # the photo's pose sets the working scale, as in the pipeline
+            frame = extract_metadata(path).to_frame(batch_id="bench", key=path.name, sha256="")
             found += len(
                 detect_frame(
-                    detectors, path.read_bytes(), source=path.name, options=options
+                    detectors,
+                    path.read_bytes(),
+                    frame=frame if frame.georeferenceable else None,
+                    source=path.name,
+                    options=options,
                 ).detections
             )
         counts = {"detections": found}
