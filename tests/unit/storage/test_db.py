@@ -186,7 +186,8 @@ def test_the_test_server_check_fails_under_ci_and_skips_elsewhere(
 
 def test_many_starts_at_once_on_a_new_sqlite_file_all_succeed(tmp_path: Path) -> None:
     # SQLite answers "database is locked" at once (no busy wait) when connections switch a new
-    # file to WAL together; every start must still succeed (before the fix about 1 round in 8 failed here).
+    # file to WAL together; every start must still succeed (before the fix, about 1 round in 8
+    # failed here).
     for round_ in range(15):
         url = f"sqlite:///{tmp_path / str(round_) / 'xunjian.db'}"
         with ThreadPoolExecutor(max_workers=12) as pool:
