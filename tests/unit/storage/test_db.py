@@ -75,14 +75,19 @@ def test_downgrade_to_base_and_upgrade_again(db_engine: Engine) -> None:
     assert schema_diff(db_engine) == []
 
 
-def test_concurrent_migrations_all_succeed(database_url: str) -> None:
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(migrate, [database_url] * 4))
-    engine = make_engine(database_url)
+def migrate_together(url: str, starts: int) -> str | None:
+    """``starts`` migrations of ``url`` at once; the revision the database ends at."""
+    with ThreadPoolExecutor(max_workers=starts) as pool:
+        list(pool.map(migrate, [url] * starts))
+    engine = make_engine(url)
     try:
-        assert current_revision(engine) == head_revision()
+        return current_revision(engine)
     finally:
         engine.dispose()
+
+
+def test_concurrent_migrations_all_succeed(database_url: str) -> None:
+    assert migrate_together(database_url, 4) == head_revision()
 
 
 def test_sqlite_engine_creates_the_directory_and_sets_pragmas(tmp_path: Path) -> None:
@@ -190,10 +195,4 @@ def test_many_starts_at_once_on_a_new_sqlite_file_all_succeed(tmp_path: Path) ->
     # failed here).
     for round_ in range(15):
         url = f"sqlite:///{tmp_path / str(round_) / 'xunjian.db'}"
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            list(pool.map(migrate, [url] * 12))
-        engine = make_engine(url)
-        try:
-            assert current_revision(engine) == head_revision()
-        finally:
-            engine.dispose()
+        assert migrate_together(url, 12) == head_revision()
