@@ -118,13 +118,18 @@ def evaluation_stats(
     by_area: defaultdict[str, _Tally] = defaultdict(_Tally)
     by_area_class: defaultdict[tuple[str, str], _Tally] = defaultdict(_Tally)
     window = timedelta(days=within_days)
-    for row in rows:
+    located = (
+        areas.locate_many([float(r.lon) for r in rows], [float(r.lat) for r in rows])
+        if areas is not None
+        else []
+    )
+    for n, row in enumerate(rows):
         status = IssueStatus(row.status)
         times = reached.get(row.id, {})
         seen = set(times) | {status}
         tallies = [overall, by_class[row.class_name]]
         if areas is not None:
-            name = areas.locate(float(row.lon), float(row.lat))
+            name = located[n]
             tallies += [by_area[name], by_area_class[name, row.class_name]]
         for tally in tallies:
             _count(tally, status, seen, times, window)

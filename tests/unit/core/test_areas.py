@@ -106,3 +106,18 @@ def test_load_names_the_file(tmp_path: Path) -> None:
         load_areas(tmp_path / "broken.geojson")
     with pytest.raises(InputError, match=r"missing\.geojson: cannot read"):
         load_areas(tmp_path / "missing.geojson")
+
+
+def test_many_points_are_located_in_one_call() -> None:
+    areas = parse_areas(
+        collection(
+            area("ring", {"type": "Polygon", "coordinates": [SQUARE, HOLE]}),
+            area("pond", {"type": "Polygon", "coordinates": [HOLE]}),
+        )
+    )
+    lons = [1.0, 5.0, 4.0, 10.0, 0.0, -0.001, 20.0]
+    lats = [1.0, 5.0, 5.0, 5.0, 0.0, 5.0, 20.0]
+    assert areas.locate_many(lons, lats) == [
+        "ring", "pond", "ring", "ring", "ring", OUTSIDE, OUTSIDE,
+    ]  # fmt: skip
+    assert areas.locate_many([], []) == []
