@@ -410,11 +410,16 @@ def refine_poses(services: Services, frames: list[Frame], result: BatchResult) -
             "poses": {k: asdict(f.pose) for k, f in refined.items() if f.pose is not None},
             "corrections": [list(c) for c in result.refinement],
         }
-        services.store.put_bytes(
-            refinement_key(batch_id),
-            json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            content_type="application/json",
-        )
+        try:
+            services.store.put_bytes(
+                refinement_key(batch_id),
+                json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                content_type="application/json",
+            )
+        except StorageUnavailableError:
+            raise  # the store is down: the batch waits (ride_out)
+        except StorageError as error:  # only a saving for next time: the batch goes on
+            log.warning("%s: refined poses not stored: %s", batch_id, error)
     return [refined.get(f.key, f) for f in frames]
 
 

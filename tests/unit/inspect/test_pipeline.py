@@ -201,5 +201,22 @@ def test_process_corrects_drone_yaw_flipped_by_180_degrees(
         third = process_batch(services, result.batch_id, detectors=squares_set,
                               out_dir=tmp_path / "o3")  # fmt: skip
         assert not third.refinement_reused and third.refinement == result.refinement
+
+        # a store that refuses the stored copy costs the saving, not the batch
+        from xunjian.errors import StorageError
+
+        put = services.store.put_bytes
+
+        def refusing(key: str, *args: object, **kwargs: object) -> object:
+            if key.startswith("refined/"):
+                raise StorageError(f"{key}: refused")
+            return put(key, *args, **kwargs)  # type: ignore[arg-type]
+
+        services.store.delete(refinement_key(result.batch_id))
+        monkeypatch.setattr(services.store, "put_bytes", refusing)
+        fourth = process_batch(services, result.batch_id, detectors=squares_set,
+                               out_dir=tmp_path / "o4")  # fmt: skip
+        assert fourth.refinement == result.refinement
+        assert not services.store.exists(refinement_key(result.batch_id))
     finally:
         services.close()
