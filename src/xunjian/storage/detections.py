@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, exc, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, delete, exc, func, or_, select
 
 from xunjian.core.records import Detection
 from xunjian.storage import db
@@ -40,18 +40,8 @@ class DetectionLedger(db.Repository):
         """frame key → what the detectors ``versions`` (name → model version) already did."""
         if not versions:
             return {}
-        wanted = or_(
-            *(
-                and_(FRAME_DETECTIONS.c.detector == n, FRAME_DETECTIONS.c.model_version == v)
-                for n, v in versions.items()
-            )
-        )
-        found = or_(
-            *(
-                and_(DETECTIONS.c.detector == n, DETECTIONS.c.model_version == v)
-                for n, v in versions.items()
-            )
-        )
+        wanted = _at_versions(FRAME_DETECTIONS, versions)
+        found = _at_versions(DETECTIONS, versions)
         out: dict[str, FrameLedger] = {}
         doing = f"reading the detections of batch {batch_id!r}"
         with db.database_errors(self.url, doing), self.engine.connect() as conn:
@@ -85,12 +75,7 @@ class DetectionLedger(db.Repository):
         """How many frames of the batch every detector of ``versions`` has run on."""
         if not versions:
             return 0
-        wanted = or_(
-            *(
-                and_(FRAME_DETECTIONS.c.detector == n, FRAME_DETECTIONS.c.model_version == v)
-                for n, v in versions.items()
-            )
-        )
+        wanted = _at_versions(FRAME_DETECTIONS, versions)
         per_frame = (
             select(FRAME_DETECTIONS.c.frame_key)
             .where(FRAME_DETECTIONS.c.batch_id == batch_id, wanted)
@@ -197,3 +182,9 @@ class DetectionLedger(db.Repository):
                 if names is not None:
                     query = query.where(table.c.detector.in_(names))
                 conn.execute(query)
+
+
+def _at_versions(table: Table, versions: Mapping[str, str]) -> ColumnElement[bool]:
+    """Rows of ``table`` written by any of the detectors ``versions`` (name → model version)."""
+    return or_(*(and_(table.c.detector == n, table.c.model_version == v)
+                 for n, v in versions.items()))  # fmt: skip
